@@ -23,22 +23,27 @@ def c_sorted(keys: Iterable[str]) -> list[str]:
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` for the non-blank lines of a text file (1-based numbers)."""
+    """Yield ``(line_number, line)`` for the non-blank lines of a text file (1-based numbers).
+
+    Lines are decoded one by one so that a byte sequence that is not UTF-8 is reported on
+    its own line (text-mode reading decodes whole buffers and would name a later line).
+    """
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")
     except FileNotFoundError:
         raise InputFileError(path, None, "file does not exist") from None
     except OSError as err:
         raise InputFileError(path, None, f"cannot read file ({err.strerror})") from None
     with f:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(f, 1):
-                line = line.rstrip("\n")
-                if line.strip():
-                    yield lineno, line
-        except UnicodeDecodeError:
-            raise InputFileError(path, lineno + 1, "not valid UTF-8 text") from None
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.rstrip(b"\r\n")
+                raise InputFileError(path, lineno, f"not valid UTF-8 text: {text!r}") from None
+            line = line.rstrip("\r\n")
+            if line.strip():
+                yield lineno, line
 
 
 def iter_table(path: str | os.PathLike, min_fields: int = 2, max_fields: int | None = None,
