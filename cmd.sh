@@ -1,9 +1,13 @@
 # Job-dispatch commands, as in Kaldi's cmd.sh. Recipes call
 #   $train_cmd JOB=1:$nj exp/log/job.JOB.log command args...
-# run.pl-style local execution is the default. On a Slurm cluster, use instead e.g.:
-#   export train_cmd="utils/slurm.pl --mem 4G"
-#   export cuda_cmd="utils/slurm.pl --gpu 1 --mem 16G"
-# (slurm.pl submits each job with sbatch and waits; see utils/slurm.pl --help).
-export train_cmd="utils/run.pl"
-export cmd="utils/run.pl"
-export cuda_cmd="utils/run.pl"
+# utils/run.sh runs the jobs on this machine, in parallel (see utils/run.sh --help); it accepts
+# and ignores --mem/--gpu/--time/--num-threads, so the options below can stay on locally.
+# On a Slurm cluster, submit instead with utils/slurm.sh (one "sbatch --wait" array job per
+# call; see utils/slurm.sh --help), e.g.:
+#   export train_cmd="utils/slurm.sh --mem 4G --time 4:00:00"
+#   export cmd="utils/slurm.sh --mem 2G"
+#   export cuda_cmd="utils/slurm.sh --gpu 1 --mem 16G --num-threads 4 --time 48:00:00"
+# (partition and account come from sbatch's environment: export SBATCH_PARTITION=...).
+export train_cmd="utils/run.sh"
+export cmd="utils/run.sh"
+export cuda_cmd="utils/run.sh"
