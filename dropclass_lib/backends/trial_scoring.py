@@ -1,0 +1,97 @@
+"""Scoring a trial list with a back-end and writing the standard outputs of a scoring directory.
+
+``OUT_DIR/scores`` (``enrol test score`` per trial, in trial order), ``metrics.json``
+(:func:`dropclass_lib.metrics.compute_metrics` plus what was scored), ``RESULTS`` (one line),
+``det.png`` and ``hist.png``. Shared by ``steps/score_trials.py`` and ``steps/score_mfcc_floor.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dropclass_lib.atomic import atomic_open
+from dropclass_lib.backends.score_norm import cohort_stats, s_norm
+from dropclass_lib.backends.scoring import pair_scores
+from dropclass_lib.errors import InputFileError
+from dropclass_lib.metrics import compute_metrics, error_rates, results_line
+from dropclass_lib.plots import plot_det, plot_score_histogram
+from dropclass_lib.tables import iter_lines
+from dropclass_lib.trials import Trials
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("scores", "metrics.json", "RESULTS", "det.png", "hist.png")
+
+
+def trial_indices(utts: np.ndarray, keys: list[str], trials_path: str | os.PathLike, side: str,
+                  source: str) -> np.ndarray:
+    """Row of each trial's utterance in ``keys``; an utterance without one is an error naming the
+    trials file, the line and the utterance."""
+    uniq, inverse = np.unique(utts.astype(str), return_inverse=True)
+    pos = {k: i for i, k in enumerate(keys)}
+    rows = np.array([pos.get(u, -1) for u in uniq], dtype=np.int64)
+    if (rows < 0).any():
+        missing = set(uniq[rows < 0].tolist())
+        first = int(np.flatnonzero(rows[inverse] < 0)[0])
+        for k, (lineno, line) in enumerate(iter_lines(trials_path)):
+            if k == first:
+                utt = line.split()[0 if side == "enrol" else 1]
+                raise InputFileError(trials_path, lineno,
+                                     f"{side} utterance {utt!r} has no embedding in {source} "
+                                     f"({len(missing)} {side} utterance(s) missing in all)", line)
+    return rows[inverse]
+
+
+def score_trial_list(backend, trials: Trials, trials_path, enrol: tuple[list[str], np.ndarray],
+                     test: tuple[list[str], np.ndarray], enrol_source: str, test_source: str,
+                     cohort: np.ndarray | None = None, top_n: int | None = None) -> np.ndarray:
+    """Scores of all trials; with ``cohort`` (embeddings), S-norm (AS-norm if ``top_n``) applied."""
+    ei = trial_indices(trials.enrol, enrol[0], trials_path, "enrol", enrol_source)
+    ti = trial_indices(trials.test, test[0], trials_path, "test", test_source)
+    # Only the embeddings that some trial uses are transformed and normalised.
+    e_used, ei = np.unique(ei, return_inverse=True)
+    t_used, ti = np.unique(ti, return_inverse=True)
+    e_space = backend.transform(enrol[1][e_used])
+    t_space = backend.transform(test[1][t_used])
+    scores = pair_scores(e_space, t_space, ei, ti)
+    if cohort is not None:
+        c_space = backend.transform(cohort)
+        scores = s_norm(scores, cohort_stats(e_space, c_space, top_n), cohort_stats(t_space, c_space, top_n), ei, ti)
+    return scores
+
+
+def outputs_done(out_dir: str | os.PathLike, inputs) -> bool:
+    """True when every output exists and is newer than every input file."""
+    out_dir = Path(out_dir)
+    outs = [out_dir / n for n in OUTPUT_FILES]
+    if not all(p.is_file() for p in outs):
+        return False
+    newest_input = max(os.path.getmtime(p) for p in inputs)
+    return min(p.stat().st_mtime for p in outs) >= newest_input
+
+
+def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np.ndarray, info: dict,
+                          title: str = "") -> dict:
+    """Write the scoring directory; return the metrics (``info`` is merged into metrics.json)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out_dir / "scores", "w", encoding="utf-8") as f:
+        f.writelines(f"{e} {t} {s:.6f}\n" for e, t, s in zip(trials.enrol, trials.test, scores.tolist()))
+    metrics = {**info, **compute_metrics(scores, trials.target)}
+    rates = error_rates(scores, trials.target)
+    label = info.get("backend", "scores")
+    plot_det({label: rates}, out_dir / "det.png", title=title, eers={label: metrics["eer"] / 100})
+    plot_score_histogram(scores, trials.target, out_dir / "hist.png", title=title)
+    with atomic_open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+        f.write("\n")
+    line = results_line(metrics)
+    with atomic_open(out_dir / "RESULTS", "w", encoding="utf-8") as f:
+        f.write(line + "\n")
+    log.info("%s: %s", out_dir, line)
+    return metrics

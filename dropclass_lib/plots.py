@@ -1,0 +1,71 @@
+"""PNG figures of a scored trial list: DET curve (probit axes) and target/non-target histograms."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+from dropclass_lib.atomic import atomic_path  # noqa: E402
+from dropclass_lib.metrics import ErrorRates  # noqa: E402
+
+_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4]
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_det(curves: dict[str, ErrorRates], path: str | os.PathLike, title: str = "",
+             eers: dict[str, float] | None = None) -> None:
+    """Write a DET plot (miss vs false-alarm probability, both on a normal-deviate scale).
+
+    ``curves`` maps a legend label to its operating points; ``eers`` (fractions) are marked.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    lo, hi = norm.ppf(0.0005), norm.ppf(0.5)
+    for label, rates in curves.items():
+        # Rates of exactly 0 or 1 sit at -/+ infinity on the probit scale: clip them to the frame.
+        x = norm.ppf(np.clip(rates.fpr, 1e-6, 1 - 1e-6))
+        y = norm.ppf(np.clip(rates.fnr, 1e-6, 1 - 1e-6))
+        ax.plot(x, y, label=label)
+        if eers and label in eers:
+            e = norm.ppf(np.clip(eers[label], 1e-6, 1 - 1e-6))
+            ax.plot([e], [e], "o", color=ax.lines[-1].get_color())
+    ax.plot([lo, hi], [lo, hi], ":", color="grey", linewidth=0.8)
+    ticks = norm.ppf(_TICKS)
+    labels = [f"{100 * t:g}" for t in _TICKS]
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(ticks, labels)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("False-alarm probability (%)")
+    ax.set_ylabel("Miss probability (%)")
+    ax.grid(True, linewidth=0.4)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+    _save(fig, path)
+
+
+def plot_score_histogram(scores, labels, path: str | os.PathLike, title: str = "", bins: int = 100) -> None:
+    """Write overlaid, density-normalised histograms of target and non-target scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(scores[~labels], bins=edges, density=True, alpha=0.6, label=f"non-target ({(~labels).sum()})")
+    ax.hist(scores[labels], bins=edges, density=True, alpha=0.6, label=f"target ({labels.sum()})")
+    ax.set_xlabel("score")
+    ax.set_ylabel("density")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    _save(fig, path)

@@ -1,0 +1,57 @@
+"""Kaldi archives of vectors (x-vectors, speaker means): ``NAME.ark`` + ``NAME.scp`` through kaldiio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+
+from dropclass_lib.atomic import atomic_open, atomic_path
+from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.tables import iter_table
+
+
+def read_vectors(scp: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """Return ``(keys, matrix)``: the scp's keys in file order and one float32 row per key."""
+    entries = [(lineno, key, line.split(None, 1)[1].strip(), line)
+               for lineno, key, _, line in iter_table(scp, min_fields=2, max_fields=2)]
+    if not entries:
+        raise UserError(f"{scp}: no vectors")
+    keys, rows = [], []
+    for lineno, key, rx, line in entries:
+        try:
+            v = np.asarray(kaldiio.load_mat(rx))
+        except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
+            raise InputFileError(scp, lineno, f"cannot read vector for {key!r} ({err})", line) from None
+        if v.ndim != 1:
+            raise InputFileError(scp, lineno, f"{key!r} is a matrix of shape {v.shape}, expected a vector", line)
+        if rows and v.size != rows[0].size:
+            raise InputFileError(scp, lineno, f"{key!r} has dimension {v.size}, the first vector {rows[0].size}", line)
+        keys.append(key)
+        rows.append(v.astype(np.float32))
+    return keys, np.stack(rows)
+
+
+def write_vectors(out_dir: str | os.PathLike, name: str, keys, matrix: np.ndarray) -> Path:
+    """Write ``out_dir/NAME.ark`` and ``out_dir/NAME.scp``; return the scp path.
+
+    The archive is renamed into place first and the scp written last, both atomically: an
+    scp that exists always points into a complete archive.
+    """
+    out_dir = Path(out_dir)
+    ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
+    matrix = np.asarray(matrix, dtype=np.float32)
+    with atomic_path(ark) as tmp_ark:
+        tmp_scp = tmp_ark.with_name(tmp_ark.name + ".scp")
+        try:
+            kaldiio.save_ark(str(tmp_ark), {k: matrix[i] for i, k in enumerate(keys)}, scp=str(tmp_scp))
+            with open(tmp_scp, encoding="utf-8") as f:
+                offsets = [line.split()[1].rsplit(":", 1)[1] for line in f]
+        finally:
+            tmp_scp.unlink(missing_ok=True)
+    with atomic_open(scp, "w", encoding="utf-8") as f:
+        for k, off in zip(keys, offsets):
+            f.write(f"{k} {ark}:{off}\n")
+    return scp

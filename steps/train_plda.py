@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Fit the LDA + PLDA back-end on training-speaker embeddings (Kaldi's VoxCeleb v2 recipe).
+
+Steps: subtract the mean of the training embeddings; LDA (ivector-compute-lda semantics,
+--lda-dim, capped at num_speakers - 1 and the embedding dimension); length norm to
+sqrt(dim); two-covariance PLDA by EM (ivector-compute-plda semantics, --num-em-iters).
+Writes OUT_DIR/plda.npz (arrays: mean, lda, plda_mean, plda_transform, plda_psi), read by
+steps/score_trials.py --backend plda --plda-dir OUT_DIR. Embeddings of utterances missing
+from UTT2SPK are an error; utt2spk entries without an embedding are skipped (counted in the log).
+Skipped when plda.npz is newer than the inputs and was made with the same options.
+
+Example:
+  steps/train_plda.py --lda-dim 200 exp/xvector/xvectors_train/xvector.scp \\
+      data/train/utt2spk exp/xvector/plda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dropclass_lib.atomic import atomic_open
+from dropclass_lib.backends.plda import PldaBackend
+from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.errors import UserError
+from dropclass_lib.tables import read_kv
+from dropclass_lib.vector_io import read_vectors
+
+log = logging.getLogger("train_plda")
+
+
+def main(argv=None) -> int:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lda-dim", type=int, default=200, help="LDA output dimension (default 200)")
+    p.add_argument("--num-em-iters", type=int, default=10, help="PLDA EM iterations (default 10, as Kaldi)")
+    p.add_argument("train_scp", help="training embeddings (xvector.scp)")
+    p.add_argument("utt2spk", help="utterance-to-speaker map of the training data")
+    p.add_argument("out_dir")
+    args = p.parse_args(argv)
+    if args.lda_dim < 1 or args.num_em_iters < 1:
+        raise UserError("--lda-dim and --num-em-iters must be positive")
+    out = Path(args.out_dir)
+    target, opts_file = out / "plda.npz", out / "plda_opts.json"
+    opts = {"lda_dim": args.lda_dim, "num_em_iters": args.num_em_iters,
+            "train_scp": args.train_scp, "utt2spk": args.utt2spk}
+    newest_input = max(os.path.getmtime(f) for f in (args.train_scp, args.utt2spk)) \
+        if all(os.path.exists(f) for f in (args.train_scp, args.utt2spk)) else None
+    if newest_input is not None and target.is_file() and opts_file.is_file() \
+            and target.stat().st_mtime >= newest_input and json.loads(opts_file.read_text()) == opts:
+        log.info("%s is up to date: skipping", target)
+        return 0
+    utt2spk = read_kv(args.utt2spk)
+    keys, x = read_vectors(args.train_scp)
+    missing = [k for k in keys if k not in utt2spk]
+    if missing:
+        raise UserError(f"{args.train_scp}: {len(missing)} embedding(s) of utterances not in {args.utt2spk}, "
+                        f"e.g. {missing[0]!r}")
+    if len(keys) < len(utt2spk):
+        log.warning("%d utterance(s) of %s have no embedding: skipped", len(utt2spk) - len(keys), args.utt2spk)
+    labels = np.array([utt2spk[k] for k in keys])
+    backend = PldaBackend.train(x, labels, lda_dim=args.lda_dim, num_em_iters=args.num_em_iters)
+    out.mkdir(parents=True, exist_ok=True)
+    backend.save(target)
+    with atomic_open(opts_file, "w", encoding="utf-8") as f:
+        json.dump(opts, f, indent=2)
+    log.info("PLDA back-end from %d embeddings of %d speakers: %d -> %d dims (LDA), psi max %.2f min %.3g; wrote %s",
+             len(keys), np.unique(labels).size, x.shape[1], backend.lda.shape[0],
+             backend.plda.psi[0], backend.plda.psi[-1], target)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

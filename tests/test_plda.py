@@ -1,0 +1,128 @@
+"""LDA and PLDA back-end: EM against the closed-form ML estimate, scoring against a direct LLR."""
+
+import numpy as np
+import pytest
+from scipy.linalg import eigh
+from scipy.stats import multivariate_normal
+
+from dropclass_lib.backends.lda import train_lda
+from dropclass_lib.backends.plda import PldaBackend, estimate_plda
+from dropclass_lib.backends.scoring import matrix_scores, pair_scores
+from dropclass_lib.errors import UserError
+
+
+def random_spd(rng, dim, scale):
+    a = rng.normal(size=(dim, dim))
+    return scale * (a @ a.T / dim + 0.3 * np.eye(dim))
+
+
+def two_cov_data(rng, num_spk, utts_per_spk, dim, between_scale=2.0):
+    b, w = random_spd(rng, dim, between_scale), random_spd(rng, dim, 1.0)
+    m = rng.normal(size=dim) * 3
+    spk = rng.multivariate_normal(np.zeros(dim), b, size=num_spk)
+    counts = utts_per_spk if np.ndim(utts_per_spk) else np.full(num_spk, utts_per_spk)
+    labels = np.repeat(np.arange(num_spk), counts)
+    x = m + spk[labels] + rng.multivariate_normal(np.zeros(dim), w, size=labels.size)
+    return x, labels, b, w
+
+
+def test_em_converges_to_closed_form_ml_estimate_for_balanced_data():
+    # With n utterances for every speaker the ML solution is known in closed form:
+    # W = within scatter / (S (n - 1)),  B = (biased covariance of speaker means) - W / n.
+    rng = np.random.default_rng(0)
+    n, num_spk, dim = 5, 60, 4
+    x, labels, _, _ = two_cov_data(rng, num_spk, n, dim)
+    means = np.stack([x[labels == s].mean(axis=0) for s in range(num_spk)])
+    scatter = sum((x[labels == s] - means[s]).T @ (x[labels == s] - means[s]) for s in range(num_spk))
+    w_ml = scatter / (num_spk * (n - 1))
+    dm = means - means.mean(axis=0)
+    b_ml = dm.T @ dm / num_spk - w_ml / n
+    assert np.all(np.linalg.eigvalsh(b_ml) > 0)
+    plda = estimate_plda(x, labels, num_em_iters=300)
+    inv = np.linalg.inv(plda.transform)
+    np.testing.assert_allclose(inv @ inv.T, w_ml, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(inv @ np.diag(plda.psi) @ inv.T, b_ml, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(plda.mean, means.mean(axis=0), atol=1e-12)
+    assert np.all(np.diff(plda.psi) <= 0)
+
+
+def test_em_recovers_generating_model():
+    rng = np.random.default_rng(1)
+    x, labels, b, w = two_cov_data(rng, 400, rng.integers(2, 12, size=400), 3)
+    plda = estimate_plda(x, labels)
+    true_psi = np.sort(eigh(b, w, eigvals_only=True))[::-1]
+    np.testing.assert_allclose(plda.psi, true_psi, rtol=0.2)
+
+
+def test_lda_matches_generalised_eigenproblem():
+    rng = np.random.default_rng(2)
+    x, labels, _, _ = two_cov_data(rng, 30, rng.integers(1, 9, size=30), 8)
+    x = x - x.mean(axis=0)
+    # Speaker-weighted covariances, written out per speaker (each speaker has weight 1).
+    spks = np.unique(labels)
+    within = sum(np.cov(x[labels == s].T, bias=True).reshape(8, 8) if (labels == s).sum() > 1
+                 else np.zeros((8, 8)) for s in spks) / spks.size
+    means = np.stack([x[labels == s].mean(axis=0) for s in spks])
+    between = np.cov(means.T, bias=True)
+    lda = train_lda(x, labels, dim=5)
+    assert lda.shape == (5, 8)
+    np.testing.assert_allclose(lda @ within @ lda.T, np.eye(5), atol=1e-8)
+    top = np.sort(eigh(between, within, eigvals_only=True))[::-1][:5]
+    np.testing.assert_allclose(lda @ between @ lda.T, np.diag(top), atol=1e-8)
+
+
+def test_lda_dim_is_capped_by_speakers_and_dim():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 6))
+    assert train_lda(x, np.arange(40) % 4, dim=200).shape == (3, 6)
+    assert train_lda(x, np.arange(40) % 20, dim=200).shape == (6, 6)
+    with pytest.raises(UserError, match="at least 2 speakers"):
+        train_lda(x, np.zeros(40), dim=3)
+
+
+def test_plda_scores_equal_direct_log_likelihood_ratio():
+    rng = np.random.default_rng(4)
+    x, labels, _, _ = two_cov_data(rng, 50, rng.integers(2, 10, size=50), 7)
+    backend = PldaBackend.train(x, labels, lda_dim=5)
+    probe = rng.normal(size=(12, 7)) * 2 + x.mean(axis=0)
+    y = backend.plda.to_plda_space(backend.preprocess(probe))
+    psi = backend.plda.psi
+    # Independent computation in the PLDA space (W = I, B = diag(psi)):
+    # llr = log N([e;t]; 0, [[B+W, B], [B, B+W]]) - log N(e; 0, B+W) - log N(t; 0, B+W).
+    d = psi.size
+    tot, acr = np.diag(psi + 1), np.diag(psi)
+    joint = np.block([[tot, acr], [acr, tot]])
+    ei, ti = np.array([0, 1, 2, 3, 5, 11, 7]), np.array([1, 1, 9, 4, 6, 0, 2])
+    direct = [multivariate_normal(np.zeros(2 * d), joint).logpdf(np.concatenate([y[i], y[j]]))
+              - multivariate_normal(np.zeros(d), tot).logpdf(y[i])
+              - multivariate_normal(np.zeros(d), tot).logpdf(y[j]) for i, j in zip(ei, ti)]
+    space = backend.transform(probe)
+    got = pair_scores(space, space, ei, ti)
+    np.testing.assert_allclose(got, direct, rtol=2e-4, atol=2e-4)
+    full = matrix_scores(space, space)
+    np.testing.assert_allclose(full[ei, ti], got, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(full, full.T, rtol=1e-5, atol=1e-4)
+
+
+def test_plda_length_normalisation_matches_kaldi_definition():
+    rng = np.random.default_rng(5)
+    x, labels, _, _ = two_cov_data(rng, 20, 4, 5)
+    backend = PldaBackend.train(x, labels, lda_dim=4)
+    y = backend.plda.to_plda_space(backend.preprocess(x[:6]))
+    # Kaldi scales so that sum_i y_i^2 / (psi_i + 1/num_utts) == dim, with num_utts = 1.
+    np.testing.assert_allclose((y ** 2 / (backend.plda.psi + 1)).sum(axis=1), 4.0)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    rng = np.random.default_rng(6)
+    x, labels, _, _ = two_cov_data(rng, 10, 3, 4)
+    backend = PldaBackend.train(x, labels, lda_dim=3)
+    backend.save(tmp_path / "plda.npz")
+    again = PldaBackend.load(tmp_path / "plda.npz")
+    a, b = backend.transform(x), again.transform(x)
+    np.testing.assert_array_equal(a.vec, b.vec)
+    with pytest.raises(UserError, match="does not exist"):
+        PldaBackend.load(tmp_path / "nope.npz")
+    (tmp_path / "bad.npz").write_text("junk")
+    with pytest.raises(UserError, match="not a PLDA back-end"):
+        PldaBackend.load(tmp_path / "bad.npz")
