@@ -1,0 +1,283 @@
+"""MFCC and log-mel filterbank features with Kaldi semantics, computed by lhotse's extractors.
+
+The option names and defaults are Kaldi's (``compute-mfcc-feats`` / ``compute-fbank-feats``),
+with the VoxCeleb recipe's MFCC settings: 30 mel bins, 30 cepstra, 20-7600 Hz, no snipped
+edges. Three points where a plain call of lhotse would differ from Kaldi:
+
+* Kaldi reads 16-bit audio as integer-valued floats; we scale the [-1, 1] samples by
+  ``waveform_scale`` (32768) so log energies and filterbank values, and hence the energy VAD
+  threshold, are on Kaldi's scale.
+* Kaldi dithers with fresh random noise; here the dither noise is seeded from the utterance id,
+  so features do not depend on how the utterances are split into jobs or on re-runs.
+* lhotse 1.33's MFCC with ``use_energy`` (Kaldi's default: C0 replaced by the frame's log
+  energy) indexes the wrong axis and fails; we take lhotse's framing and cepstra separately and
+  put the log energy into column 0 ourselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from dropclass_lib.atomic import atomic_open
+from dropclass_lib.audio import read_audio
+from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.tables import iter_table, read_kv
+
+log = logging.getLogger(__name__)
+FEATS_CONFIG = "feats_config.yaml"
+
+WINDOW_TYPES = ("povey", "hanning", "hamming", "rectangular", "blackman")
+FEAT_TYPES = ("mfcc", "fbank")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class _FrameConfig:
+    sample_frequency: int = 16000
+    """Sampling rate of the audio in Hz; audio at another rate is an error."""
+    frame_length: float = 25.0
+    """Frame length in milliseconds."""
+    frame_shift: float = 10.0
+    """Frame shift in milliseconds."""
+    dither: float = 1.0
+    """Gaussian dither added to the (int16-scaled) samples; seeded per utterance id."""
+    preemphasis_coefficient: float = 0.97
+    remove_dc_offset: bool = True
+    window_type: str = "povey"
+    round_to_power_of_two: bool = True
+    snip_edges: bool = False
+    """False: frames = round(samples / shift), edges reflected (Kaldi --snip-edges=false)."""
+    low_freq: float = 20.0
+    high_freq: float = 7600.0
+    """Upper mel cut-off in Hz; <= 0 means offset from Nyquist (Kaldi semantics)."""
+    raw_energy: bool = True
+    """Log energy computed before pre-emphasis and windowing."""
+    energy_floor: float = 0.0
+    """Floor on the log energy's argument (0: none, as Kaldi's default)."""
+    waveform_scale: float = 32768.0
+    """Samples in [-1, 1] are multiplied by this before analysis (Kaldi's int16 scale)."""
+
+    def validate(self) -> None:
+        if self.feat_type not in FEAT_TYPES:
+            raise ValueError(f"feat_type must be one of {FEAT_TYPES}, got {self.feat_type!r}")
+        if self.window_type not in WINDOW_TYPES:
+            raise ValueError(f"window_type must be one of {WINDOW_TYPES}, got {self.window_type!r}")
+        if self.sample_frequency <= 0 or self.frame_length <= 0 or self.frame_shift <= 0:
+            raise ValueError("sample_frequency, frame_length and frame_shift must be positive")
+        nyquist = self.sample_frequency / 2
+        high = self.high_freq if self.high_freq > 0 else nyquist + self.high_freq
+        if not 0 <= self.low_freq < high <= nyquist:
+            raise ValueError(f"need 0 <= low_freq < high_freq <= {nyquist:g} Hz, got {self.low_freq:g} and {high:g}")
+        if self.num_mel_bins < 3:
+            raise ValueError(f"num_mel_bins must be at least 3, got {self.num_mel_bins}")
+
+    def lhotse_kwargs(self) -> dict:
+        return dict(
+            sampling_rate=self.sample_frequency, frame_length=self.frame_length / 1000,
+            frame_shift=self.frame_shift / 1000, round_to_power_of_two=self.round_to_power_of_two,
+            remove_dc_offset=self.remove_dc_offset, preemph_coeff=self.preemphasis_coefficient,
+            window_type=self.window_type, dither=self.dither, snip_edges=self.snip_edges,
+            energy_floor=self.energy_floor, raw_energy=self.raw_energy, use_energy=self.use_energy,
+            low_freq=self.low_freq, high_freq=self.high_freq, num_filters=self.num_mel_bins,
+        )
+
+
+@dataclass
+class MfccFeatConfig(_FrameConfig):
+    feat_type: str = "mfcc"
+    num_mel_bins: int = 30
+    num_ceps: int = 30
+    cepstral_lifter: float = 22.0
+    use_energy: bool = True
+    """Replace C0 by the frame's log energy (Kaldi's default; the energy VAD reads it)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.feat_type != "mfcc":
+            raise ValueError(f"this is an MFCC config but feat_type is {self.feat_type!r}")
+        if not 1 <= self.num_ceps <= self.num_mel_bins:
+            raise ValueError(f"num_ceps must be in 1..num_mel_bins ({self.num_mel_bins}), got {self.num_ceps}")
+
+
+@dataclass
+class FbankFeatConfig(_FrameConfig):
+    feat_type: str = "fbank"
+    num_mel_bins: int = 80
+    use_energy: bool = False
+    """Prepend the frame's log energy as an extra first column (Kaldi's default: no)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.feat_type != "fbank":
+            raise ValueError(f"this is an fbank config but feat_type is {self.feat_type!r}")
+
+
+CONFIG_TYPES = {"mfcc": MfccFeatConfig, "fbank": FbankFeatConfig}
+FeatConfig = MfccFeatConfig | FbankFeatConfig
+
+
+def default_config_path(feat_type: str) -> Path:
+    return CONF_DIR / f"{feat_type}.yaml"
+
+
+def utterance_seed(utt: str) -> int:
+    """A stable seed for the dither noise of one utterance."""
+    return zlib.crc32(utt.encode("utf-8"))
+
+
+class FeatureExtractor:
+    """Computes one utterance's features: float32 (frames x dim) from float samples in [-1, 1]."""
+
+    def __init__(self, cfg: FeatConfig):
+        # torch and lhotse load here, not at import time: the VAD and CMN steps use this
+        # module's config helpers and should not pay two seconds of imports for them.
+        from lhotse.features.kaldi.extractors import Fbank, FbankConfig, Mfcc, MfccConfig
+
+        self.cfg = cfg
+        if isinstance(cfg, MfccFeatConfig):
+            self._lhotse = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps,
+                                           cepstral_lifter=int(cfg.cepstral_lifter)))
+            self.dim = cfg.num_ceps
+        else:
+            self._lhotse = Fbank(FbankConfig(**cfg.lhotse_kwargs()))
+            self.dim = cfg.num_mel_bins + int(cfg.use_energy)
+        self._module = self._lhotse.extractor
+        self._mfcc_energy = isinstance(cfg, MfccFeatConfig) and cfg.use_energy
+
+    def num_frames(self, num_samples: int) -> int:
+        shift = int(self.cfg.sample_frequency * self.cfg.frame_shift / 1000)
+        if not self.cfg.snip_edges:
+            return (num_samples + shift // 2) // shift
+        length = int(self.cfg.sample_frequency * self.cfg.frame_length / 1000)
+        return 0 if num_samples < length else 1 + (num_samples - length) // shift
+
+    def __call__(self, samples: np.ndarray, utt: str) -> np.ndarray:
+        if self.num_frames(len(samples)) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        x = torch.from_numpy(np.asarray(samples, dtype=np.float32) * self.cfg.waveform_scale).unsqueeze(0)
+        if self.cfg.dither != 0:
+            torch.manual_seed(utterance_seed(utt))
+        with torch.inference_mode():
+            if self._mfcc_energy:
+                frames, log_energy = self._module.wav2win(x)
+                feats = self._module._forward_strided(frames, None)
+                feats[..., 0] = log_energy
+            else:
+                feats = self._module(x)
+        return feats[0].numpy().astype(np.float32, copy=False)
+
+
+def config_record(cfg: FeatConfig) -> dict:
+    """The resolved configuration as a plain dict (what is saved beside the features)."""
+    return dataclasses.asdict(cfg)
+
+
+def read_feats_config(data_dir: str | os.PathLike) -> dict | None:
+    """The record make_features left in ``data_dir`` (None if there is none)."""
+    path = Path(data_dir) / FEATS_CONFIG
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _read_wav_scp(data_dir: Path, utts: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """``utt -> (line number, rxfilename)`` for the utterances of utt2spk."""
+    path = data_dir / "wav.scp"
+    wav = {key: (lineno, line.split(None, 1)[1].strip()) for lineno, key, _, line in iter_table(path)}
+    missing = [u for u in utts if u not in wav]
+    if missing:
+        raise InputFileError(path, None, f"no entry for {len(missing)} utterance(s) of utt2spk, e.g. {missing[0]!r}")
+    return wav
+
+
+def _extract_job(extractor: FeatureExtractor, wav_scp: Path, wav: dict[str, tuple[int, str]], log_path: Path,
+                 job: ArkJob, utts: Sequence[str], progress: Progress) -> None:
+    cfg = extractor.cfg
+    start, seconds = time.time(), 0.0
+
+    def items():
+        nonlocal seconds
+        for utt in utts:
+            lineno, rx = wav[utt]
+            try:
+                samples, _ = read_audio(rx, utt, expected_rate=cfg.sample_frequency)
+            except UserError as err:
+                raise InputFileError(wav_scp, lineno, str(err)) from None
+            feats = extractor(samples, utt)
+            if feats.shape[0] == 0:
+                raise InputFileError(wav_scp, lineno, f"utterance {utt!r} is too short for one frame ({len(samples)} samples)")
+            seconds += len(samples) / cfg.sample_frequency
+            progress(1)
+            yield utt, feats
+
+    try:
+        n = job.write(items())
+    except UserError as err:
+        with atomic_open(log_path, "w", encoding="utf-8") as f:
+            f.write(f"ERROR: {err}\n")
+        raise
+    wall = time.time() - start
+    with atomic_open(log_path, "w", encoding="utf-8") as f:
+        f.write(f"{n} utterances, {seconds:.1f} s of audio in {wall:.2f} s "
+                f"({seconds / max(wall, 1e-9):.0f}x real time) -> {job.scp}\n")
+
+
+def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg: FeatConfig,
+                  nj: int = 1, log_dir: str | os.PathLike | None = None) -> None:
+    """Compute features for every utterance of ``data_dir`` (Kaldi's make_mfcc.sh / make_fbank.sh).
+
+    Writes ``feat_dir/raw_<type>_<name>.JOB.{ark,scp,utt2num_frames}`` in ``nj`` jobs, then
+    ``data_dir/feats.scp``, ``data_dir/utt2num_frames`` and ``data_dir/feats_config.yaml``.
+    Finished jobs are skipped on a re-run; ``feats.scp`` appears only when every job succeeded.
+    """
+    data_dir, feat_dir = Path(data_dir), Path(feat_dir)
+    log_dir = Path(log_dir) if log_dir is not None else data_dir / "log"
+    if (data_dir / "segments").exists():
+        raise UserError(f"{data_dir}/segments exists: segmented recordings are not supported; "
+                        "cut the audio into one file per utterance")
+    utts = list(read_kv(data_dir / "utt2spk", check_sorted=True))
+    if not utts:
+        raise UserError(f"{data_dir}/utt2spk is empty")
+    wav = _read_wav_scp(data_dir, utts)
+    name = f"{cfg.feat_type}_{data_dir.resolve().name}"
+    feat_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    record = config_record(cfg)
+    check_job_record(feat_dir / f"raw_{name}.yaml", record)
+    chunks = split_contiguous(utts, nj)
+    if len(chunks) < nj:
+        log.warning("only %d utterances: using %d jobs instead of %d", len(utts), len(chunks), nj)
+
+    import torch
+
+    # One thread per job (jobs are the parallelism); the extractor is built here, before the
+    # jobs fork, so they share the loaded torch/lhotse instead of importing them again.
+    torch.set_num_threads(1)
+    extractor = FeatureExtractor(cfg)
+
+    def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
+        _extract_job(extractor, data_dir / "wav.scp", wav, log_dir / f"make_{name}.{job.job}.log", job, keys, progress)
+
+    outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / FEATS_CONFIG]
+    for path in outputs:  # rewritten below; gone meanwhile, so a failed run leaves no stale list
+        path.unlink(missing_ok=True)
+    jobs, ran = run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}")
+    n = merge_ark_jobs(jobs, outputs[0], outputs[1])
+    with atomic_open(outputs[2], "w", encoding="utf-8") as f:
+        yaml.safe_dump(record, f, sort_keys=False)
+    log.info("%s features for %d utterances of %s (%s) -> %s",
+             cfg.feat_type, n, data_dir, "computed" if ran else "all jobs were already done", outputs[0])

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Compute MFCC or log-mel filterbank features for a data directory (Kaldi's make_mfcc.sh).
+
+Reads DATA_DIR/utt2spk and wav.scp (files or commands ending in '|'), splits the utterances
+into --nj contiguous chunks, one process each, and writes FEAT_DIR/raw_<type>_<name>.JOB.ark/.scp
+(Kaldi archives, float32 frames x dims), then DATA_DIR/feats.scp, DATA_DIR/utt2num_frames and
+DATA_DIR/feats_config.yaml (the settings used; compute_vad.py reads it). Per-job logs go to
+LOG_DIR (default DATA_DIR/log). Re-running skips the jobs that finished.
+"""
+
+from __future__ import annotations
+
+from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.config import load_config
+from dropclass_lib.features import CONFIG_TYPES, default_config_path, make_features
+
+
+def main(argv=None) -> int:
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--nj", type=int, default=4, help="number of parallel jobs")
+    p.add_argument("--feat-type", choices=sorted(CONFIG_TYPES), default="mfcc", help="kind of features")
+    p.add_argument("--config", default=None, help="YAML feature options (default: conf/<feat-type>.yaml)")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the archives go")
+    p.add_argument("log_dir", metavar="LOG_DIR", nargs="?", default=None, help="per-job logs (default DATA_DIR/log)")
+    args = p.parse_args(argv)
+    config = args.config or default_config_path(args.feat_type)
+    cfg = load_config(config, CONFIG_TYPES[args.feat_type])
+    make_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, log_dir=args.log_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

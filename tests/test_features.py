@@ -1,0 +1,206 @@
+"""MFCC/fbank extraction and the make_features step: frame counts, Kaldi's energy column,
+archives readable with kaldiio, job-split independence, resume after a killed job, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile
+
+from dropclass_lib.config import load_config
+from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.features import (FbankFeatConfig, FeatureExtractor, MfccFeatConfig, default_config_path,
+                                    make_features)
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP = ROOT / "steps" / "make_features.py"
+
+
+def make_data_dir(tmp_path: Path, lengths, name="data", seed=0) -> Path:
+    """A data dir of noisy-tone utterances with the given lengths in samples (16 kHz)."""
+    rng = np.random.default_rng(seed)
+    d = tmp_path / name
+    (d / "wav").mkdir(parents=True)
+    wav, u2s = [], []
+    for i, n in enumerate(lengths):
+        t = np.arange(n) / 16000
+        x = 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.01 * rng.standard_normal(n)
+        path = d / "wav" / f"u{i:02d}.wav"
+        soundfile.write(path, x.astype(np.float32), 16000, subtype="PCM_16")
+        wav.append(f"u{i:02d} {path}\n")
+        u2s.append(f"u{i:02d} spk{i % 2}\n")
+    (d / "wav.scp").write_text("".join(wav))
+    (d / "utt2spk").write_text("".join(u2s))
+    return d
+
+
+def read_feats(data_dir: Path) -> dict[str, np.ndarray]:
+    return {k: np.array(v) for k, v in kaldiio.load_scp(str(data_dir / "feats.scp")).items()}
+
+
+def mfcc_cfg(**kw) -> MfccFeatConfig:
+    return load_config(default_config_path("mfcc"), MfccFeatConfig, kw)
+
+
+def test_conf_files_are_kaldi_voxceleb_defaults():
+    cfg = mfcc_cfg()
+    assert (cfg.num_mel_bins, cfg.num_ceps, cfg.low_freq, cfg.high_freq, cfg.snip_edges) == (30, 30, 20, 7600, False)
+    assert (cfg.frame_length, cfg.frame_shift, cfg.sample_frequency, cfg.use_energy) == (25, 10, 16000, True)
+    fb = load_config(default_config_path("fbank"), FbankFeatConfig)
+    assert fb.num_mel_bins == 80 and not fb.use_energy
+
+
+def test_config_errors_name_key_and_file(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("feat_type: mfcc\nnum_cep: 13\n")
+    with pytest.raises(InputFileError, match=r"m.yaml:2: unknown config key 'num_cep'"):
+        load_config(bad, MfccFeatConfig)
+    with pytest.raises(UserError, match="this is an MFCC config but feat_type is 'fbank'"):
+        load_config(default_config_path("fbank"), MfccFeatConfig, {"num_mel_bins": 30})
+    with pytest.raises(UserError, match="num_ceps"):
+        mfcc_cfg(num_ceps=40)
+
+
+@pytest.mark.parametrize("n,frames", [(400, 3), (1000, 6), (16000, 100), (16079, 100), (16080, 101), (48123, 301)])
+def test_frame_count_without_snip_edges(n, frames):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
+    for cfg, dim in ((mfcc_cfg(), 30), (load_config(default_config_path("fbank"), FbankFeatConfig), 80)):
+        feats = FeatureExtractor(cfg)(x, "u")
+        assert feats.shape == (frames, dim) and feats.dtype == np.float32
+        assert np.isfinite(feats).all()
+
+
+def test_c0_is_kaldi_raw_log_energy():
+    """Column 0 is log(sum of squares) of the int16-scaled frame after DC removal; with
+    snip_edges false frame t starts at sample 160 t + 80 - 200."""
+    rng = np.random.default_rng(1)
+    x = (0.2 * rng.standard_normal(8000)).astype(np.float32)
+    feats = FeatureExtractor(mfcc_cfg(dither=0.0))(x, "u")
+    for t in (1, 10, 25, 48):
+        frame = x[160 * t - 120: 160 * t + 280].astype(np.float64) * 32768
+        frame -= frame.mean()
+        assert feats[t, 0] == pytest.approx(np.log(np.sum(frame ** 2)), abs=1e-3)
+    # the other cepstra are not the energy: louder audio shifts C0 by log(gain^2) and C1.. barely
+    louder = FeatureExtractor(mfcc_cfg(dither=0.0))(x * 2, "u")
+    assert np.allclose(louder[:, 0] - feats[:, 0], np.log(4), atol=1e-3)
+
+
+def test_dither_is_seeded_by_utterance():
+    x = np.zeros(4000, dtype=np.float32)
+    ext = FeatureExtractor(mfcc_cfg())
+    a, b, c = ext(x, "utt-a"), ext(x, "utt-a"), ext(x, "utt-b")
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and np.isfinite(a).all()
+
+
+def test_make_features_scp_and_nj_independence(tmp_path):
+    lengths = [16000, 24321, 8000, 40000, 12345]
+    d1 = make_data_dir(tmp_path, lengths, "d1")
+    d2 = make_data_dir(tmp_path, lengths, "d2")
+    make_features(d1, tmp_path / "f1", mfcc_cfg(), nj=1)
+    make_features(d2, tmp_path / "f2", mfcc_cfg(), nj=2)
+    f1, f2 = read_feats(d1), read_feats(d2)
+    assert sorted(f1) == [f"u{i:02d}" for i in range(5)] == sorted(f2)
+    n2f = dict(line.split() for line in (d2 / "utt2num_frames").read_text().splitlines())
+    for i, n in enumerate(lengths):
+        key = f"u{i:02d}"
+        assert f1[key].shape == (round(n / 160 + 1e-9), 30)
+        assert int(n2f[key]) == f1[key].shape[0]
+        assert np.array_equal(f1[key], f2[key])
+    assert sorted(p.name for p in (tmp_path / "f2").glob("*.scp")) == ["raw_mfcc_d2.1.scp", "raw_mfcc_d2.2.scp"]
+    assert "feat_type: mfcc" in (d2 / "feats_config.yaml").read_text()
+    assert len(list((d2 / "log").glob("make_mfcc_d2.*.log"))) == 2
+
+
+def test_pipe_entries_and_unreadable_audio(tmp_path):
+    d = make_data_dir(tmp_path, [8000, 8000, 8000])
+    lines = (d / "wav.scp").read_text().splitlines()
+    lines[0] = f"u00 cat {lines[0].split()[1]} |"
+    lines[2] = f"u02 {tmp_path}/missing.wav"
+    (d / "wav.scp").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"wav.scp:3: cannot read utterance 'u02'"):
+        make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
+    assert not (d / "feats.scp").exists() and not (d / "utt2num_frames").exists()
+    assert not (tmp_path / "f" / "raw_mfcc_data.2.scp").exists()
+    lines[2] = lines[1].replace("u01", "u02")  # fix the entry: only the failed job reruns
+    (d / "wav.scp").write_text("\n".join(lines) + "\n")
+    make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
+    feats = read_feats(d)
+    assert np.array_equal(feats["u00"], FeatureExtractor(mfcc_cfg())(soundfile.read(d / "wav" / "u00.wav", dtype="float32")[0], "u00"))
+
+
+def test_resume_after_half_written_job(tmp_path):
+    lengths = [16000, 8000, 12000, 9000]
+    ref_dir = make_data_dir(tmp_path, lengths, "ref")
+    make_features(ref_dir, tmp_path / "fref", mfcc_cfg(), nj=2)
+    d = make_data_dir(tmp_path, lengths, "data")
+    fd = tmp_path / "f"
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    # job 2 "killed": its ark half-written, no scp; job 1 finished earlier
+    (fd / "raw_mfcc_data.2.scp").unlink()
+    ark2 = fd / "raw_mfcc_data.2.ark"
+    ark2.write_bytes(ark2.read_bytes()[:1000])
+    job1_mtime = (fd / "raw_mfcc_data.1.ark").stat().st_mtime_ns
+    (d / "feats.scp").unlink()
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    assert (fd / "raw_mfcc_data.1.ark").stat().st_mtime_ns == job1_mtime
+    ref, got = read_feats(ref_dir), read_feats(d)
+    assert sorted(ref) == sorted(got) and all(np.array_equal(ref[k], got[k]) for k in ref)
+
+
+def test_inconsistent_rerun_fails_loudly(tmp_path):
+    d = make_data_dir(tmp_path, [8000] * 4)
+    make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
+    with pytest.raises(UserError, match="made with other settings.*num_ceps"):
+        make_features(d, tmp_path / "f", mfcc_cfg(num_ceps=20), nj=2)
+    with pytest.raises(UserError, match="holds other utterances"):
+        make_features(d, tmp_path / "f", mfcc_cfg(), nj=3)
+
+
+@pytest.mark.slow
+def test_killed_run_then_rerun_completes(tmp_path):
+    """Kill the whole step while job 2 is still reading audio; the rerun redoes only job 2."""
+    d = make_data_dir(tmp_path, [8000] * 4)
+    stall = tmp_path / "stall"
+    stall.touch()
+    lines = (d / "wav.scp").read_text().splitlines()
+    path = lines[3].split()[1]
+    lines[3] = f"u03 sh -c 'while [ -e {stall} ]; do sleep 0.1; done; cat {path}' |"
+    (d / "wav.scp").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(STEP), "--nj", "2", str(d), str(tmp_path / "f")]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    job1 = tmp_path / "f" / "raw_mfcc_data.1.scp"
+    deadline = time.time() + 60
+    while not job1.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert job1.exists()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "f" / "raw_mfcc_data.2.scp").exists() and not (d / "feats.scp").exists()
+    stall.unlink()
+    job1_mtime = job1.stat().st_mtime_ns
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    assert job1.stat().st_mtime_ns == job1_mtime
+    feats = read_feats(d)
+    audio = soundfile.read(path, dtype="float32")[0]
+    assert sorted(feats) == ["u00", "u01", "u02", "u03"]
+    assert np.array_equal(feats["u03"], FeatureExtractor(mfcc_cfg())(audio, "u03"))
+
+
+def test_cli_error_is_one_line(tmp_path):
+    d = make_data_dir(tmp_path, [8000])
+    (d / "wav.scp").write_text(f"u00 {tmp_path}/nope.wav\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, str(STEP), "--nj", "1", str(d), str(tmp_path / "f")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "ERROR (make_features.py)" in r.stderr and "wav.scp:1: cannot read utterance 'u00'" in r.stderr
