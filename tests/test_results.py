@@ -1,0 +1,82 @@
+"""Results tables: discovery convention, mean ± std over seeds, relative EER change, floor row."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dropclass_lib.errors import UserError
+from dropclass_lib.results import build_tables, find_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "steps"))
+import make_results_table  # noqa: E402
+
+
+def put(exp, rel, backend, eer, dcf=0.5, trial_set="vox1_o", **extra):
+    path = exp / rel / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"trial_set": trial_set, "backend": backend, "num_trials": 100, "eer": eer,
+                                "min_dcf_0.01": dcf, "min_dcf_0.001": dcf + 0.1, **extra}))
+
+
+@pytest.fixture
+def exp(tmp_path):
+    exp = tmp_path / "exp"
+    for seed, eer in [(1, 4.0), (2, 6.0)]:                 # baseline: mean 5, sample std sqrt(2)
+        put(exp, f"baseline/seed{seed}/scores_vox1_o_cosine", "cosine", eer)
+        put(exp, f"baseline/seed{seed}/scores_vox1_o_plda", "plda", eer / 2)
+    put(exp, "dropclass/seed1/scores_vox1_o_cosine", "cosine", 4.5)
+    put(exp, "dropclass/seed1/scores_vox1_o_plda", "plda", 2.0)
+    put(exp, "dropadapt/combine/scores_vox1_o_cosine", "cosine", 4.0, dcf=0.4)
+    put(exp, "mfcc_floor/scores_vox1_o", "cosine", 30.0, floor=True)
+    put(exp, "baseline/seed1/train_log", "cosine", 1.0)              # not under scores*: ignored
+    (exp / "baseline" / "seed1" / "metrics.json").write_text("{}")
+    return exp
+
+
+def test_tables_aggregate_seeds_and_compare_with_baseline(exp):
+    tables = build_tables(find_results(exp), "baseline")
+    table = tables["sets"]["vox1_o"]
+    assert table["backends"] == ["cosine", "plda"]
+    rows = {r["system"]: r for r in table["rows"]}
+    assert [r["system"] for r in table["rows"]] == ["baseline", "dropadapt/combine", "dropclass", "mfcc_floor"]
+    base = rows["baseline"]["backends"]["cosine"]
+    assert base["eer"]["mean"] == pytest.approx(5.0)
+    assert base["eer"]["std"] == pytest.approx(2 ** 0.5)      # (4 - 5)^2 + (6 - 5)^2 over n - 1 = 1
+    assert base["seeds"] == [1, 2]
+    assert rows["baseline"]["num_runs"] == 2
+    # dropclass cosine: 100 * (4.5 - 5) / 5 = -10 %; plda: 100 * (2.0 - 2.5) / 2.5 = -20 %.
+    assert rows["dropclass"]["backends"]["cosine"]["rel_eer_change"] == pytest.approx(-10.0)
+    assert rows["dropclass"]["backends"]["plda"]["rel_eer_change"] == pytest.approx(-20.0)
+    assert rows["dropclass"]["backends"]["cosine"]["eer"]["std"] is None
+    assert "plda" not in rows["dropadapt/combine"]["backends"]
+    assert rows["mfcc_floor"]["floor"] is True
+    assert rows["mfcc_floor"]["backends"]["cosine"]["rel_eer_change"] == pytest.approx(500.0)
+
+
+def test_command_writes_markdown_and_json(exp):
+    assert make_results_table.main([str(exp)]) == 0
+    md = (exp / "RESULTS.md").read_text()
+    assert "## vox1_o (100 trials)" in md
+    assert "| baseline | 2 | 5.00 ± 1.41 | 0.5000 ± 0.0000 | 0.6000 ± 0.0000 | – | 2.50 ± 0.71 |" in md
+    assert "| dropclass | 1 | 4.50 | 0.5000 | 0.6000 | -10.0 | 2.00 | 0.5000 | 0.6000 | -20.0 |" in md
+    assert "| dropadapt/combine | 1 | 4.00 | 0.4000 | 0.5000 | -20.0 | – | – | – | – |" in md
+    assert md.index("mfcc_floor (floor)") > md.index("dropclass")
+    data = json.loads((exp / "RESULTS.json").read_text())
+    assert data["baseline"] == "baseline"
+    assert data["sets"]["vox1_o"]["rows"][0]["system"] == "baseline"
+
+
+def test_errors(exp, tmp_path):
+    with pytest.raises(UserError, match="baseline system 'nope'"):
+        make_results_table.main(["--baseline", "nope", str(exp)])
+    put(exp, "dropclass/seed1/scores_vox1_o_cosine_again", "cosine", 4.4)
+    with pytest.raises(UserError, match="two results for system 'dropclass' seed 1"):
+        make_results_table.main([str(exp)])
+    put(tmp_path / "bad", "x/scores_a", "cosine", 1.0)
+    (tmp_path / "bad" / "x" / "scores_a" / "metrics.json").write_text('{"backend": "cosine"}')
+    with pytest.raises(UserError, match="missing trial_set"):
+        find_results(tmp_path / "bad")
+    with pytest.raises(UserError, match="does not exist"):
+        find_results(tmp_path / "none")
