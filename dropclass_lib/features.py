@@ -185,6 +185,12 @@ def config_record(cfg: FeatConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def fft_size_of(record: dict) -> int:
+    """The FFT size Kaldi (and lhotse) use for the frames described by a feature config record."""
+    length = int(record["sample_frequency"] * record["frame_length"] / 1000)
+    return 1 << (length - 1).bit_length() if record["round_to_power_of_two"] else length
+
+
 def read_feats_config(data_dir: str | os.PathLike) -> dict | None:
     """The record make_features left in ``data_dir`` (None if there is none)."""
     path = Path(data_dir) / FEATS_CONFIG

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Energy voice-activity detection on a data directory's features (Kaldi's compute_vad_decision.sh).
+
+Reads DATA_DIR/feats.scp, decides per frame voiced (1) or not (0) with Kaldi's compute-vad
+rule (see conf/vad.yaml), writes VAD_DIR/vad_<name>.JOB.ark/.scp (Kaldi float vectors) in
+--nj jobs, logs in VAD_DIR/log, then DATA_DIR/vad.scp. Re-running skips the finished jobs.
+"""
+
+from __future__ import annotations
+
+from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.config import load_config
+from dropclass_lib.features import CONF_DIR
+from dropclass_lib.vad import VadConfig, compute_vad_dir
+
+
+def main(argv=None) -> int:
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--nj", type=int, default=4, help="number of parallel jobs")
+    p.add_argument("--config", default=str(CONF_DIR / "vad.yaml"), help="YAML VAD options")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("vad_dir", metavar="VAD_DIR", help="where the archives and logs go")
+    args = p.parse_args(argv)
+    compute_vad_dir(args.data_dir, args.vad_dir, load_config(args.config, VadConfig), nj=args.nj)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
