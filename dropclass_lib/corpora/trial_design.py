@@ -10,7 +10,6 @@ The same inputs and seed always give the same list, whatever the order of ``utt2
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -18,8 +17,7 @@ import numpy as np
 
 from dropclass_lib.errors import UserError
 from dropclass_lib.tables import c_sorted
-from dropclass_lib.trials import Trials, write_trials
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.trials import Trials
 
 
 @dataclass
@@ -77,10 +75,3 @@ def _pick(rng: np.random.Generator, pool: list[str], limit: int | None) -> list[
     if limit is None or limit >= len(pool):
         return pool
     return rng.choice(pool, size=limit, replace=False).tolist()
-
-
-def write_trial_files(data_dir: str | os.PathLike, trials: Trials) -> None:
-    """Write ``trials`` and ``enrol.list`` (the distinct enrolment utterances) into ``data_dir``."""
-    write_trials(os.path.join(data_dir, "trials"), trials)
-    with atomic_open(os.path.join(data_dir, "enrol.list"), "w", encoding="utf-8") as f:
-        f.writelines(f"{u}\n" for u in c_sorted(trials.enrol_utts()))
