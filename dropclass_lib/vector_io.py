@@ -1,9 +1,11 @@
-"""Kaldi archives of vectors (x-vectors, speaker means): ``NAME.ark`` + ``NAME.scp`` through kaldiio."""
+"""Kaldi archives through kaldiio: reading scp entries with line-accurate errors, and writing
+vector archives (x-vectors, speaker means) as ``NAME.ark`` + ``NAME.scp``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Collection, Iterator
 
 import kaldiio
 import numpy as np
@@ -13,24 +15,31 @@ from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.tables import iter_table
 
 
+def iter_scp(scp: str | os.PathLike, keys: Collection[str] | None = None
+             ) -> Iterator[tuple[int, str, np.ndarray, str]]:
+    """Yield ``(lineno, key, array, line)`` for the entries of an scp (only ``keys`` if given)."""
+    for lineno, key, fields, line in iter_table(scp, min_fields=2, max_fields=2):
+        if keys is not None and key not in keys:
+            continue
+        try:
+            array = np.asarray(kaldiio.load_mat(fields[0]))
+        except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
+            raise InputFileError(scp, lineno, f"cannot read the entry of {key!r} ({err})", line) from None
+        yield lineno, key, array, line
+
+
 def read_vectors(scp: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Return ``(keys, matrix)``: the scp's keys in file order and one float32 row per key."""
-    entries = [(lineno, key, line.split(None, 1)[1].strip(), line)
-               for lineno, key, _, line in iter_table(scp, min_fields=2, max_fields=2)]
-    if not entries:
-        raise UserError(f"{scp}: no vectors")
     keys, rows = [], []
-    for lineno, key, rx, line in entries:
-        try:
-            v = np.asarray(kaldiio.load_mat(rx))
-        except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
-            raise InputFileError(scp, lineno, f"cannot read vector for {key!r} ({err})", line) from None
+    for lineno, key, v, line in iter_scp(scp):
         if v.ndim != 1:
             raise InputFileError(scp, lineno, f"{key!r} is a matrix of shape {v.shape}, expected a vector", line)
         if rows and v.size != rows[0].size:
             raise InputFileError(scp, lineno, f"{key!r} has dimension {v.size}, the first vector {rows[0].size}", line)
         keys.append(key)
         rows.append(v.astype(np.float32))
+    if not rows:
+        raise UserError(f"{scp}: no vectors")
     return keys, np.stack(rows)
 
 

@@ -23,7 +23,6 @@ import logging
 import time
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 import torch
 
@@ -31,8 +30,8 @@ from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.embeddings import embed_utterances, speaker_means
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.model_io import load_model
-from dropclass_lib.tables import iter_table, read_kv, write_table
-from dropclass_lib.vector_io import write_vectors
+from dropclass_lib.tables import read_kv, write_table
+from dropclass_lib.vector_io import iter_scp, write_vectors
 
 log = logging.getLogger("extract_embeddings")
 
@@ -41,13 +40,9 @@ OUTPUTS = ("xvector.scp", "spk_xvector.scp", "num_utts.ark")
 
 def read_feats(feats_scp: Path, utt2spk: dict[str, str]):
     """Yield ``(utt, matrix)`` from feats.scp; errors name the line."""
-    for lineno, utt, _, line in iter_table(feats_scp, min_fields=2, max_fields=2):
+    for lineno, utt, mat, line in iter_scp(feats_scp):
         if utt not in utt2spk:
             raise InputFileError(feats_scp, lineno, f"utterance {utt!r} is not in utt2spk", line)
-        try:
-            mat = np.asarray(kaldiio.load_mat(line.split(None, 1)[1].strip()))
-        except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
-            raise InputFileError(feats_scp, lineno, f"cannot read features of {utt!r} ({err})", line) from None
         if mat.ndim != 2 or mat.shape[0] == 0:
             raise InputFileError(feats_scp, lineno, f"features of {utt!r} have shape {mat.shape}", line)
         yield utt, mat

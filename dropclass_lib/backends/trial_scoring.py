@@ -42,7 +42,7 @@ def trial_indices(utts: np.ndarray, keys: list[str], trials_path: str | os.PathL
             if k == first:
                 utt = line.split()[0 if side == "enrol" else 1]
                 raise InputFileError(trials_path, lineno,
-                                     f"{side} utterance {utt!r} has no embedding in {source} "
+                                     f"{side} utterance {utt!r} is not in {source} "
                                      f"({len(missing)} {side} utterance(s) missing in all)", line)
     return rows[inverse]
 
