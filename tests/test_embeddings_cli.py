@@ -1,0 +1,64 @@
+"""steps/extract_embeddings.py on a saved TDNN model: archives, speaker means, skipping, errors."""
+
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from dropclass_lib.embeddings import embed_utterances
+from dropclass_lib.errors import InputFileError
+from dropclass_lib.heads import build_head
+from dropclass_lib.model_io import load_model, save_model
+from dropclass_lib.models import build_extractor
+from dropclass_lib.tables import read_kv
+from dropclass_lib.vector_io import read_vectors
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "steps"))
+import extract_embeddings  # noqa: E402
+
+
+@pytest.fixture
+def setup(tmp_path):
+    torch.manual_seed(0)
+    ext = build_extractor("tdnn", input_dim=5, frame_dims=[8, 8, 8, 8, 16], emb_dim=6)
+    head = build_head("softmax", 6, 2)
+    save_model(tmp_path / "final.pt", ext, head, ["A", "B"])
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    feats = {f"{s}-{i}": rng.normal(size=(int(n), 5)).astype(np.float32)
+             for s in "pq" for i, n in enumerate(rng.integers(8, 70, size=3))}
+    kaldiio.save_ark(str(data / "feats.ark"), feats, scp=str(data / "feats.scp"))
+    (data / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in sorted(feats)))
+    return tmp_path, data, feats
+
+
+def test_extracts_utterance_and_speaker_embeddings(setup):
+    tmp_path, data, feats = setup
+    out = tmp_path / "xv"
+    assert extract_embeddings.main(["--chunk-frames", "30", "--batch-size", "4", str(tmp_path / "final.pt"),
+                                    str(data), str(out)]) == 0
+    keys, mat = read_vectors(out / "xvector.scp")
+    assert keys == sorted(feats) and mat.shape == (6, 6)
+    model = load_model(tmp_path / "final.pt")
+    expected = dict(embed_utterances(model.extractor, feats.items(), chunk_frames=30, batch_size=1))
+    for k, row in zip(keys, mat):
+        np.testing.assert_allclose(row, expected[k], rtol=1e-4, atol=1e-5)
+    spk, means = read_vectors(out / "spk_xvector.scp")
+    assert spk == ["p", "q"]
+    np.testing.assert_allclose(means[0], mat[:3].mean(axis=0), rtol=1e-5)
+    assert read_kv(out / "num_utts.ark") == {"p": "3", "q": "3"}
+    # Up to date: a rerun does not rewrite; a newer model does.
+    before = (out / "xvector.scp").stat().st_mtime_ns
+    assert extract_embeddings.main([str(tmp_path / "final.pt"), str(data), str(out)]) == 0
+    assert (out / "xvector.scp").stat().st_mtime_ns == before
+
+
+def test_feature_without_speaker_names_the_line(setup):
+    tmp_path, data, feats = setup
+    (data / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in sorted(feats) if u != "p-1"))
+    with pytest.raises(InputFileError, match=r"feats.scp:2: utterance 'p-1' is not in utt2spk"):
+        extract_embeddings.main([str(tmp_path / "final.pt"), str(data), str(tmp_path / "xv")])
