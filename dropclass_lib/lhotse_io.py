@@ -54,13 +54,12 @@ def _durations(dd: DataDir, sampling_rate: int | None, num_jobs: int) -> tuple[d
         return durations, sampling_rate
     with ThreadPoolExecutor(max(1, num_jobs)) as pool:
         measured = dict(zip(utts, pool.map(lambda u: audio_duration(dd.wav[u], u), utts)))
-    rates = {rate for _, rate in measured.values()}
-    if sampling_rate is None and len(rates) == 1:
-        sampling_rate = rates.pop()
+    source = f"--sampling-rate {sampling_rate}"
+    if sampling_rate is None:  # the first utterance's rate must be everybody's
+        sampling_rate, source = measured[utts[0]][1], f"the rate of {utts[0]!r}"
     for utt, (_, rate) in measured.items():
         if rate != sampling_rate:
-            raise UserError(f"utterance {utt!r} has sample rate {rate} Hz, expected "
-                            f"{sampling_rate if sampling_rate else 'one rate for all'} Hz")
+            raise UserError(f"utterance {utt!r} has sample rate {rate} Hz, expected {sampling_rate} Hz ({source})")
     return {u: d for u, (d, _) in measured.items()}, sampling_rate
 
 
@@ -137,6 +136,7 @@ def load_manifests(recordings_path: str | os.PathLike, supervisions_path: str | 
         if not os.path.isfile(p):
             raise UserError(f"manifest {p} does not exist")
     try:
-        return RecordingSet.from_file(recordings_path), SupervisionSet.from_file(supervisions_path)
+        return (RecordingSet.from_file(recordings_path).to_eager(),
+                SupervisionSet.from_file(supervisions_path).to_eager())
     except (ValueError, KeyError, TypeError, OSError) as err:
         raise UserError(f"cannot read manifests {recordings_path}, {supervisions_path}: {err}") from None

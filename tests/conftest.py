@@ -60,3 +60,39 @@ def run_tool(*args: str, cwd: Path | None = None, check: bool = False) -> subpro
                PATH=f"{ROOT / 'utils'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     cmd = [str(ROOT / args[0]) if args[0].startswith("utils/") else args[0], *args[1:]]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=check)
+
+
+def load_script(relpath: str):
+    """Import a script (``utils/validate_data_dir.py``) as a module, to call its ``main``."""
+    import importlib.util
+
+    path = ROOT / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_cli(relpath: str, *argv: str) -> tuple[int, str]:
+    """Run a script's ``main`` in-process through ``run_main``, as its ``__main__`` block does;
+    returns ``(exit status, stderr)``."""
+    import contextlib
+    import io
+
+    from dropclass_lib.cli import run_main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        run_main(load_script(relpath).main, list(argv))
+    return exit_info.value.code, err.getvalue()
+
+
+def assert_line_error(code: int, stderr: str, path: Path, lineno: int, text: str, *fragments: str) -> None:
+    """A user error: exit status 1, one ERROR line naming ``path:lineno`` and the line's text."""
+    assert code == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.startswith("ERROR ("), stderr
+    assert f"{path}:{lineno}:" in stderr, stderr
+    assert repr(text) in stderr, stderr
+    for fragment in fragments:
+        assert fragment in stderr, stderr
