@@ -195,6 +195,7 @@ def test_killed_run_then_rerun_completes(tmp_path):
     assert np.array_equal(feats["u03"], FeatureExtractor(mfcc_cfg())(audio, "u03"))
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line(tmp_path):
     d = make_data_dir(tmp_path, [8000])
     (d / "wav.scp").write_text(f"u00 {tmp_path}/nope.wav\n")
