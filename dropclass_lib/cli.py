@@ -20,11 +20,15 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the line breaks of a script's docstring (its usage examples) and shows defaults."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with Kaldi-style option names: ``--min-frames`` and ``--min_frames`` both work."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def parse_args(self, args: Sequence[str] | None = None, namespace=None):
