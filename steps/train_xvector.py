@@ -24,6 +24,16 @@ from dropclass_lib.training.config import TrainConfig
 from dropclass_lib.training.trainer import train
 
 
+def parse_value(text: str):
+    """A YAML value, except that numbers like ``1e30`` (a string to YAML 1.1) are numbers."""
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
 def parse_overrides(items: list[str]) -> dict:
     overrides = {}
     for item in items:
@@ -31,7 +41,7 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or not key:
             raise UserError(f"--set expects key=value, got {item!r}")
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
+            overrides[key.strip()] = parse_value(value)
         except yaml.YAMLError as err:
             raise UserError(f"--set {item!r}: value is not valid YAML ({err})") from None
     return overrides

@@ -33,7 +33,7 @@ def make_feats_dir(root, num_spk=12, utts_per_spk=4, dim=6, frames=(40, 80), see
             spk2utt.setdefault(spk, []).append(utt)
             nframes[utt] = n
     if inf_utt is not None:
-        mats[inf_utt][3, 0] = np.inf
+        mats[inf_utt][:, 0] = np.inf
     with kaldiio.WriteHelper(f"ark,scp:{root}/feats.ark,{root}/feats.scp") as writer:
         for utt in sorted(mats):
             writer(utt, mats[utt])

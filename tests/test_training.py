@@ -1,0 +1,154 @@
+"""The trainer: final.pt, exact resume, skipping finished runs, config errors, divergence."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dropclass_lib.config import from_dict, load_config
+from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.model_io import load_model
+from dropclass_lib.training.checkpoint import list_checkpoints
+from dropclass_lib.training.config import TrainConfig
+from dropclass_lib.training.trainer import TrainingDiverged, config_differences, lr_factor, train
+from test_training_data import make_feats_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"extractor": "tdnn", "extractor_opts": {"frame_dims": [16, 16, 16, 16, 32], "emb_dim": 12},
+              "head": "aamsoftmax", "head_opts": {"s": 10.0, "m": 0.1}},
+    "data": {"batch_size": 5, "min_frames": 20, "max_frames": 30, "num_workers": 0},
+    "optim": {"lr": 0.1, "lr_halve_at": [6], "warmup_iters": 2, "grad_clip": 5.0},
+    "dropclass": {"num_drop": 3, "its_per_drop": 4, "reset_head_each_drop": True},
+    "train": {"num_iters": 10, "checkpoint_every": 4, "log_every": 2},
+}
+
+
+def tiny_cfg(**sections) -> TrainConfig:
+    data = {k: dict(v) for k, v in TINY.items()}
+    for section, values in sections.items():
+        data[section].update(values)
+    return from_dict(TrainConfig, data)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_feats_dir(tmp_path_factory.mktemp("feats") / "train")
+
+
+def params(model):
+    return {**{f"e.{k}": v for k, v in model.extractor.state_dict().items()},
+            **{f"h.{k}": v for k, v in model.head.state_dict().items()}}
+
+
+def test_training_writes_the_experiment_dir_and_learns(tmp_path, data_dir):
+    exp = tmp_path / "exp"
+    cfg = tiny_cfg(dropclass={"num_drop": 0}, train={"num_iters": 40, "checkpoint_every": 20})
+    result = train(cfg, data_dir, exp)
+    assert result.final == exp / "final.pt"
+    for name in ("config.yaml", "drop_schedule.tsv", "train.log", "final.pt"):
+        assert (exp / name).is_file(), name
+    assert list((exp / "tensorboard").iterdir())
+    assert [n for n, _ in list_checkpoints(exp)] == [20, 40]
+    assert load_config(exp / "config.yaml", TrainConfig) == cfg
+    model = load_model(exp / "final.pt")
+    assert model.classes == [f"spk{i:03d}" for i in range(12)]
+    assert model.config["model"]["head"] == "aamsoftmax" and not model.extractor.training
+    log = (exp / "train.log").read_text()
+    losses = [float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if " loss " in line]
+    assert len(losses) == 20 and np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+    emb = model.extractor(torch.randn(2, 50, 6))
+    assert emb.shape == (2, 12)
+    assert result.stats.iterations == 39 and result.stats.frames > 0
+    # re-running a finished experiment does nothing
+    mtime = (exp / "final.pt").stat().st_mtime_ns
+    again = train(cfg, data_dir, exp)
+    assert again.final == exp / "final.pt" and (exp / "final.pt").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data_dir, workers):
+    cfg = tiny_cfg(data={"num_workers": workers})
+    train(cfg, data_dir, tmp_path / "straight")
+    part = train(cfg, data_dir, tmp_path / "split", stop_at=6)  # between checkpoints, after a head reset
+    assert part.final is None and not (tmp_path / "split" / "final.pt").exists()
+    assert [n for n, _ in list_checkpoints(tmp_path / "split")] == [4, 6]
+    with pytest.raises(UserError, match="--resume"):
+        train(cfg, data_dir, tmp_path / "split")
+    train(cfg, data_dir, tmp_path / "split", resume=True)
+    a, b = load_model(tmp_path / "straight" / "final.pt"), load_model(tmp_path / "split" / "final.pt")
+    pa, pb = params(a), params(b)
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        assert torch.equal(pa[k], pb[k]), k
+    # and a different seed gives a different model
+    c = train(tiny_cfg(train={"seed": 1}), data_dir, tmp_path / "seed1")
+    assert not torch.equal(params(load_model(c.final))["h.weight"], pa["h.weight"])
+
+
+def test_resume_refuses_a_changed_config(tmp_path, data_dir):
+    train(tiny_cfg(), data_dir, tmp_path / "e", stop_at=4)
+    with pytest.raises(UserError, match=r"optim.lr: 0.1 -> 0.05"):
+        train(tiny_cfg(optim={"lr": 0.05}), data_dir, tmp_path / "e", resume=True)
+    assert config_differences({"train": {"num_iters": 5}}, {"train": {"num_iters": 9}}) == []
+
+
+def test_lr_schedule_warmup_and_halving():
+    f = lr_factor(tiny_cfg(optim={"warmup_iters": 4, "lr_halve_at": [6, 8]}))
+    assert [f(i) for i in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_nan_loss_stops_with_iteration_and_last_checkpoint(tmp_path, data_dir):
+    cfg = tiny_cfg(optim={"lr": 1e30, "grad_clip": 0.0, "warmup_iters": 0}, dropclass={"num_drop": 0},
+                   model={"head": "softmax", "head_opts": {}}, train={"checkpoint_every": 1})
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at iteration (\d+); the last good checkpoint is "
+                                               r".*checkpoint_(\d+)\.pt \(iteration \d+\)"):
+        train(cfg, data_dir, tmp_path / "nan")
+    # a feature containing inf: caught at the first iteration that reads it
+    bad = make_feats_dir(tmp_path / "bad", num_spk=5, utts_per_spk=1, frames=(40, 40),
+                         inf_utt="spk002-u0")
+    cfg = tiny_cfg(dropclass={"num_drop": 0})
+    with pytest.raises(TrainingDiverged, match="at iteration 1; no checkpoint was written before it"):
+        train(cfg, bad, tmp_path / "inf")
+    assert not (tmp_path / "inf" / "final.pt").exists()
+
+
+def test_unknown_key_and_bad_values_are_named(tmp_path):
+    conf = tmp_path / "c.yaml"
+    conf.write_text("model:\n  extractor: tdnn\noptim:\n  lr: 0.1\n  momentun: 0.5\n")
+    with pytest.raises(InputFileError, match=r"c.yaml:5: unknown config key 'optim.momentun'"):
+        load_config(conf, TrainConfig)
+    conf.write_text("data:\n  sampler: shuffled\n")
+    with pytest.raises(UserError, match="data.sampler must be one of"):
+        load_config(conf, TrainConfig)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "steps/train_xvector.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.slow
+def test_cli_trains_overrides_and_reports_errors_without_traceback(tmp_path, data_dir):
+    conf = tmp_path / "tiny.yaml"
+    conf.write_text(yaml.safe_dump(TINY))
+    exp = tmp_path / "exp"
+    proc = run_cli("--config", conf, "--dir", exp, "--seed", 3, "--set", "train.num_iters=5",
+                   "--set", "model.head_opts.m=0.2", data_dir)
+    assert proc.returncode == 0, proc.stderr
+    saved = load_config(exp / "config.yaml", TrainConfig)
+    assert saved.train.seed == 3 and saved.train.num_iters == 5 and saved.model.head_opts["m"] == 0.2
+    assert load_model(exp / "final.pt").head.m == 0.2
+    proc = run_cli("--config", conf, "--dir", tmp_path / "x", "--set", "optim.momentun=1", data_dir)
+    assert proc.returncode == 1 and "unknown config key 'optim.momentun'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("--config", conf, "--dir", tmp_path / "y", "--set", "optim.lr=1e30", "--set", "optim.grad_clip=0",
+                   "--set", "model.head=softmax", "--set", "model.head_opts={}", data_dir)
+    assert proc.returncode == 1 and "training diverged" in proc.stderr and "Traceback" not in proc.stderr
+    assert run_cli("--help").returncode == 0
