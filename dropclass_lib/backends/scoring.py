@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_CHUNK = 1 << 17
+# Trials per step: the gathered rows of both sides (2 x 4096 x dim floats) stay in the CPU cache.
+DEFAULT_CHUNK = 4096
 
 
 @dataclass
@@ -31,9 +32,14 @@ def pair_scores(a: ScoringSpace, b: ScoringSpace, ai: np.ndarray, bi: np.ndarray
     ai = np.asarray(ai, dtype=np.int64)
     bi = np.asarray(bi, dtype=np.int64)
     out = np.empty(ai.size, dtype=np.float32)
+    rows_a = np.empty((min(chunk, ai.size), a.vec.shape[1]), dtype=a.vec.dtype)
+    rows_b = np.empty((min(chunk, ai.size), b.vec.shape[1]), dtype=b.vec.dtype)
     for s in range(0, ai.size, chunk):
         ia, ib = ai[s:s + chunk], bi[s:s + chunk]
-        res = np.einsum("ij,ij->i", a.vec[ia], b.vec[ib])
+        ra, rb = rows_a[:ia.size], rows_b[:ia.size]
+        np.take(a.vec, ia, axis=0, out=ra)
+        np.take(b.vec, ib, axis=0, out=rb)
+        res = np.einsum("ij,ij->i", ra, rb)
         if a.off is not None:
             res += a.off[ia]
         if b.off is not None:
