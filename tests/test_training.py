@@ -152,3 +152,18 @@ def test_cli_trains_overrides_and_reports_errors_without_traceback(tmp_path, dat
                    "--set", "model.head=softmax", "--set", "model.head_opts={}", data_dir)
     assert proc.returncode == 1 and "training diverged" in proc.stderr and "Traceback" not in proc.stderr
     assert run_cli("--help").returncode == 0
+
+
+def test_recipe_configs_load_and_differ_only_in_dropclass():
+    from dataclasses import replace
+
+    from dropclass_lib.heads import build_head
+    from dropclass_lib.models import build_extractor
+
+    base = load_config(ROOT / "conf/train_baseline.yaml", TrainConfig)
+    drop = load_config(ROOT / "conf/train_dropclass.yaml", TrainConfig)
+    assert base.dropclass.num_drop == 0 and drop.dropclass.num_drop > 0
+    assert replace(drop, dropclass=base.dropclass) == base
+    assert 120 - drop.dropclass.num_drop >= drop.data.batch_size
+    ext = build_extractor(base.model.extractor, input_dim=30, **base.model.extractor_opts)
+    build_head(base.model.head, ext.emb_dim, 120, **base.model.head_opts)
