@@ -167,3 +167,16 @@ def test_recipe_configs_load_and_differ_only_in_dropclass():
     assert 120 - drop.dropclass.num_drop >= drop.data.batch_size
     ext = build_extractor(base.model.extractor, input_dim=30, **base.model.extractor_opts)
     build_head(base.model.head, ext.emb_dim, 120, **base.model.head_opts)
+
+
+@pytest.mark.parametrize("variant", [
+    {"dropclass": {"drop_per_batch": True}, "data": {"sampler": "random"}},
+    {"model": {"extractor": "ftdnn", "head": "xvector", "head_opts": {"hidden_dim": 8},
+               "extractor_opts": {"first_dim": 8, "layer_dims": [8, 8], "bottleneck_dim": 4, "strides": [1, 2],
+                                  "final_dim": 16, "emb_dim": 8, "orth_every": 1}},
+     "optim": {"name": "adam", "lr": 0.01}},
+])
+def test_variants_train(tmp_path, data_dir, variant):
+    cfg = tiny_cfg(train={"num_iters": 4, "checkpoint_every": 4}, **variant)
+    model = load_model(train(cfg, data_dir, tmp_path / "e").final)
+    assert all(torch.isfinite(p).all() for p in model.extractor.parameters())
