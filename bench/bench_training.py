@@ -13,7 +13,6 @@ peak resident-memory growth while indexing and the index's own size.
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
