@@ -78,7 +78,7 @@ def test_recipe_on_replicas(tmp_path):
     assert set(DataDir.load(data / "train_backend").utts()) == set(clean.utts()) & set(train.utts())
     for name in ("vox1_O", "vox1_E", "vox1_H", "sitw_dev", "sitw_eval"):
         enrol = DataDir.load(data / f"{name}_enrol")
-        assert enrol.feats is not None and enrol.utts() == DataDir.load(data / name).enrol
+        assert enrol.feats is not None and enrol.utts() == enrol.enrol == DataDir.load(data / name).enrol
     start = time.monotonic()
     run(work, "--stage", "6", "--stop-stage", "6", "--systems", "baseline_aam", "--train-opts",
         "--set train.num_iters=2 --set data.batch_size=3 --set data.min_frames=50 --set data.max_frames=50 "

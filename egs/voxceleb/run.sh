@@ -24,10 +24,12 @@ nj=8
 feat_conf=conf/mfcc.yaml
 vad_conf=conf/vad.yaml
 aug_conf=conf/augment.yaml
+adapt_conf=conf/dropadapt.yaml
 min_frames=401
 min_utts_per_spk=8
 systems="baseline dropclass baseline_aam dropclass_aam"
 train_opts=
+adapt_opts=
 device=cpu
 lda_dim=200
 help_message="Usage: bash run.sh [options]
@@ -44,7 +46,8 @@ VoxCeleb recipe (Kaldi voxceleb v2 + the DropClass/DropAdapt paper). Stages:
   6  train every system of --systems (conf/train_<system>.yaml) on data/train_filtered
   7  embeddings (training set for the back-end, evaluation sets), LDA+PLDA
   8  cosine and PLDA scores of every trial list
-  9  DropAdapt of each system on each test set's enrolment side (needs steps/dropadapt.py)
+  9  DropAdapt of each system on each test set's enrolment side (conf/dropadapt.yaml), then
+     embeddings, LDA+PLDA and scores of the adapted models (rows <system>_dropadapt)
   10 exp/RESULTS.md (relative to baseline) and exp/RESULTS_aam.md (relative to baseline_aam)
 Corpus paths:
   --vox1-root DIR    VoxCeleb1: wav/SPK/VIDEO/NNNNN.wav + vox1_meta.csv (or dev/wav, test/wav), and
@@ -57,10 +60,12 @@ Other options (default):
   --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)
   --vox1-lists L ($vox1_lists)   comma-separated VoxCeleb1 lists to evaluate
   --feat-conf FILE ($feat_conf)  --vad-conf FILE ($vad_conf)  --aug-conf FILE ($aug_conf)
+  --adapt-conf FILE ($adapt_conf)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)
   --systems \"S ...\" ($systems)   each trained with conf/train_S.yaml
   --train-opts \"...\" ($train_opts)   extra steps/train_xvector.py options, e.g. --set train.num_iters=10
-  --device D ($device)   embedding extraction device  --lda-dim N ($lda_dim)"
+  --adapt-opts \"...\" ($adapt_opts)   extra steps/dropadapt.py options, e.g. --set adapt.variant=combine
+  --device D ($device)   device of embedding extraction and DropAdapt's p_avg  --lda-dim N ($lda_dim)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
@@ -113,8 +118,11 @@ if run_stage 4; then
     steps/prepare_feats_for_egs.py --nj $nj data/$d data/${d}_no_sil mfcc/no_sil
   done
   trial_sets | while read -r name trials emb; do
-    [ -f data/${name}_enrol/feats.scp ] || \
+    if [ ! -f data/${name}_enrol/enrol.list ]; then
       utils/subset_data_dir.py --utt-list data/$name/enrol.list data/${emb}_no_sil data/${name}_enrol
+      cut -d' ' -f1 data/${name}_enrol/utt2spk > data/${name}_enrol/.enrol.list.tmp
+      mv data/${name}_enrol/.enrol.list.tmp data/${name}_enrol/enrol.list
+    fi
   done
 fi
 
@@ -156,9 +164,24 @@ if run_stage 8; then
 fi
 
 if run_stage 9; then
-  # DropAdapt (METHOD.md): adapt each trained system to each test set's enrolment utterances
-  # (data/<set>_enrol), then score as stage 8. Not wired yet: steps/dropadapt.py has not landed.
-  echo "run.sh: WARNING: stage 9 (DropAdapt) skipped: steps/dropadapt.py is not available to this recipe yet" >&2
+  # DropAdapt (METHOD.md) of every system towards each test set's enrolment utterances; the adapted
+  # model scores that set only. Rows "<system>_dropadapt" in the results.
+  for sys in $systems; do
+    trial_sets | while read -r name trials emb; do
+      adir=exp/${sys}_dropadapt/adapt_$name
+      # shellcheck disable=SC2086
+      steps/dropadapt.py --config $adapt_conf --device $device $adapt_opts exp/$sys/final.pt data/train_filtered \
+        data/${name}_enrol $adir
+      steps/extract_embeddings.py --device $device $adir/final.pt data/train_backend $adir/xvectors_train
+      steps/extract_embeddings.py --device $device $adir/final.pt data/${emb}_no_sil $adir/xvectors_$emb
+      steps/train_plda.py --lda-dim $lda_dim $adir/xvectors_train/xvector.scp data/train_backend/utt2spk $adir/plda
+      scp=$adir/xvectors_$emb/xvector.scp
+      steps/score_trials.py --backend cosine --mean-scp $adir/xvectors_train/xvector.scp --set-name $name \
+        $trials $scp $scp exp/${sys}_dropadapt/scores_${name}_cosine
+      steps/score_trials.py --backend plda --plda-dir $adir/plda --set-name $name \
+        $trials $scp $scp exp/${sys}_dropadapt/scores_${name}_plda
+    done
+  done
 fi
 
 if run_stage 10; then
