@@ -126,3 +126,27 @@ def save_config(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(to_dict(obj), f, sort_keys=False)
+
+
+def parse_value(text: str) -> Any:
+    """A YAML value, except that numbers like ``1e30`` (a string to YAML 1.1) are numbers."""
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=0.1", ...]`` (command-line ``--set`` options) → ``{"optim.lr": 0.1}``."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        try:
+            overrides[key.strip()] = parse_value(value)
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {item!r}: value is not valid YAML ({err})") from None
+    return overrides

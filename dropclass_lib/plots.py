@@ -69,3 +69,21 @@ def plot_score_histogram(scores, labels, path: str | os.PathLike, title: str = "
         ax.set_title(title)
     ax.legend(fontsize="small")
     _save(fig, path)
+
+
+def plot_p_avg(curves: dict[str, np.ndarray], path: str | os.PathLike, title: str = "") -> None:
+    """Sorted average class posteriors (DropAdapt's p_avg), one curve per data source.
+
+    Each curve is sorted in decreasing order and plotted against the class rank on a log
+    y-axis: a flat curve means the data spreads its probability over all training classes, a
+    steep one that it resembles few of them (the paper's train/test class-mismatch figure).
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, p in curves.items():
+        ax.plot(np.sort(np.asarray(p, dtype=np.float64))[::-1], label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("training class (sorted by p_avg)")
+    ax.set_ylabel("p_avg")
+    ax.set_title(title or "average posterior over training classes")
+    ax.legend(fontsize="small")
+    _save(fig, path)

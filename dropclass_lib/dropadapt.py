@@ -1,0 +1,292 @@
+"""DropAdapt: unsupervised adaptation of a trained extractor towards the enrolment speakers.
+
+METHOD.md, "DropAdapt". Starting from a trained extractor + head, each round
+
+1. runs the (unlabelled) enrolment utterances through extractor and head (no margin, only the
+   head rows still in play) and averages the softmax outputs: ``p_avg``, one value per row;
+2. ranks the training classes that still have data by ``p_avg`` and removes the ``num_drop``
+   least probable ones *permanently*;
+3. fine-tunes extractor and head for ``its_per_drop`` iterations on the reduced problem, through
+   the ordinary trainer (:func:`dropclass_lib.training.trainer.train`) with a
+   :class:`~dropclass_lib.training.dropclass.ClassState` that encodes what has been removed.
+
+Variants (``adapt.variant``):
+
+* ``standard``: removed classes lose their data and their head rows;
+* ``random``: as standard, but the classes to remove are drawn at random (the control);
+* ``uniform_agg``: as standard, but ``p_avg`` is averaged over an enrolment subset balanced per
+  enrolment speaker (the same number of utterances of each; speaker ids from ``utt2spk``);
+* ``only_data``: removed classes lose their data but keep their rows in the softmax;
+* ``combine``: removed classes are merged into one extra "other" row (created at the first
+  round, initialised with the mean of the merged rows); their data is trained towards it.
+
+Per round ``r`` the experiment directory holds ``round<r>/p_avg.tsv`` (class, p_avg, whether it
+was removed this round, sorted by p_avg), ``round<r>/remaining.txt`` (the training classes that
+still have data after the round's removal), the fine-tuning run itself (``train.log``,
+``final.pt``, ...), and at the top ``p_avg.png`` (sorted p_avg over the training classes from the
+enrolment data and from training data: the paper's class-mismatch picture) and ``final.pt``,
+the adapted model. A finished round is skipped on re-running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dropclass_lib.atomic import atomic_open
+from dropclass_lib.config import from_dict, save_config
+from dropclass_lib.datadir import read_utt_list, read_utt_table
+from dropclass_lib.embeddings import embed_utterances
+from dropclass_lib.errors import UserError
+from dropclass_lib.heads import build_head
+from dropclass_lib.model_io import TrainedModel, load_model
+from dropclass_lib.training.config import DataConfig, DropClassConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from dropclass_lib.training.data import FeatIndex
+from dropclass_lib.training.dropclass import ClassState
+from dropclass_lib.training.trainer import train
+from dropclass_lib.vector_io import iter_scp
+
+log = logging.getLogger("dropclass.dropadapt")
+
+VARIANTS = ("standard", "combine", "uniform_agg", "random", "only_data")
+OTHER_CLASS = "<other>"
+
+
+@dataclass
+class AdaptOptions:
+    variant: str = "standard"        # standard | combine | uniform_agg | random | only_data
+    num_rounds: int = 5              # rounds of (rank, remove, fine-tune)
+    num_drop: int = 10               # training classes removed per round (paper, VoxCeleb2: 2000 of 5994)
+    its_per_drop: int = 100          # fine-tuning iterations per round (paper: 500)
+    min_remaining: int = 2           # stop removing once this few classes with data would remain
+    utts_per_enrol_spk: int = 0      # uniform_agg: enrolment utterances per speaker (0: the smallest speaker's count)
+    train_utts_for_plot: int = 1000  # training utterances whose p_avg is plotted beside the enrolment one
+    chunk_frames: int = 10000        # full-utterance embedding: chunk length of long utterances
+    seed: int = 0                    # random variant, uniform_agg subset, fine-tuning seeds
+
+
+@dataclass
+class DropAdaptConfig:
+    adapt: AdaptOptions = field(default_factory=AdaptOptions)
+    data: DataConfig = field(default_factory=DataConfig)      # fine-tuning batches (as in training)
+    optim: OptimConfig = field(default_factory=OptimConfig)   # fine-tuning optimiser (lr_halve_at counts per round)
+    train: RunConfig = field(default_factory=RunConfig)       # num_iters is ignored: adapt.its_per_drop per round
+
+    def validate(self) -> None:
+        a = self.adapt
+        if a.variant not in VARIANTS:
+            raise ValueError(f"adapt.variant must be one of {VARIANTS}, got {a.variant!r}")
+        if a.num_rounds < 1 or a.num_drop < 1 or a.its_per_drop < 1 or a.min_remaining < 1:
+            raise ValueError("adapt.num_rounds, num_drop, its_per_drop and min_remaining must be >= 1")
+        if a.utts_per_enrol_spk < 0 or a.train_utts_for_plot < 0 or a.chunk_frames < 1:
+            raise ValueError("adapt.utts_per_enrol_spk and train_utts_for_plot must be >= 0, chunk_frames >= 1")
+        TrainConfig(data=self.data, optim=self.optim, train=self.train).validate()
+
+
+def round_train_config(cfg: DropAdaptConfig, model_cfg: dict, rnd: int) -> TrainConfig:
+    """The fine-tuning configuration of round ``rnd``: no random drops on top of the removals."""
+    model = from_dict(ModelConfig, model_cfg.get("model", {}), "the model's training config")
+    run = dataclasses.replace(cfg.train, num_iters=cfg.adapt.its_per_drop, seed=cfg.adapt.seed * 1000 + rnd)
+    return TrainConfig(model=model, data=cfg.data, optim=cfg.optim, dropclass=DropClassConfig(num_drop=0), train=run)
+
+
+# --------------------------------------------------------------------------- p_avg
+
+
+def posteriors_mean(model: TrainedModel, feats, rows: torch.Tensor, chunk_frames: int,
+                    device: torch.device) -> np.ndarray:
+    """Average no-margin softmax over ``rows`` of the utterances in ``feats`` ((utt, matrix) pairs)."""
+    total, count = torch.zeros(len(rows), dtype=torch.float64), 0
+    head = model.head.to(device).eval()
+    embs = [e for _, e in embed_utterances(model.extractor, feats, chunk_frames=chunk_frames, device=device)]
+    if not embs:
+        raise UserError("no utterances to compute p_avg on")
+    with torch.inference_mode():
+        for b in range(0, len(embs), 256):
+            e = torch.from_numpy(np.stack(embs[b:b + 256])).to(device)
+            total += head.posteriors(e, rows.to(device)).double().sum(0).cpu()
+            count += e.shape[0]
+    return (total / count).numpy()
+
+
+def balanced_subset(utts: list[str], utt2spk: dict[str, str], per_spk: int, seed: int) -> list[str]:
+    """``per_spk`` utterances of each speaker (0: as many as the smallest speaker has), seeded."""
+    by_spk: dict[str, list[str]] = {}
+    for u in utts:
+        by_spk.setdefault(utt2spk[u], []).append(u)
+    n = per_spk or min(len(v) for v in by_spk.values())
+    short = [s for s, v in by_spk.items() if len(v) < n]
+    if short:
+        raise UserError(f"uniform_agg: {len(short)} enrolment speakers have fewer than {n} utterances (e.g. {short[0]})")
+    rng = np.random.default_rng(seed)
+    return sorted(u for s in sorted(by_spk) for u in rng.choice(sorted(by_spk[s]), n, replace=False))
+
+
+def choose_removals(p_avg: np.ndarray, candidates: np.ndarray, num_drop: int, variant: str,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Data-class ids to remove among ``candidates``: the ``num_drop`` lowest ``p_avg`` (ties by
+    class id), or random ones for the ``random`` variant. ``p_avg`` is indexed by data class."""
+    if variant == "random":
+        return np.sort(rng.choice(candidates, num_drop, replace=False))
+    order = np.lexsort((candidates, p_avg[candidates]))
+    return np.sort(candidates[order[:num_drop]])
+
+
+def remove_classes(state: ClassState, removed: np.ndarray, variant: str) -> ClassState:
+    """The class state after removing data classes ``removed`` (see the module docstring)."""
+    data_mask = state.data_mask.copy()
+    data_mask[removed] = False
+    row_mask, label_map, names = state.row_mask.copy(), state.label_map.copy(), list(state.row_names)
+    if variant == "combine":
+        if names[-1] != OTHER_CLASS:
+            names.append(OTHER_CLASS)
+            row_mask = np.append(row_mask, True)
+        row_mask[label_map[removed]] = False
+        label_map[removed] = len(names) - 1
+        data_mask[removed] = True          # their data stays, labelled "other"
+    elif variant != "only_data":
+        row_mask[label_map[removed]] = False
+    return ClassState(state.num_classes, data_mask, label_map, row_mask, names)
+
+
+def grow_head(model: TrainedModel, merged_rows: np.ndarray) -> None:
+    """Give the head one more row (the "other" class), initialised as the mean of ``merged_rows``."""
+    old = model.head
+    spec = old.build_spec
+    new = build_head(spec["name"], old.emb_dim, old.num_classes + 1, **spec["kwargs"])
+    state = {}
+    for name, value in old.state_dict().items():
+        if value.ndim >= 1 and value.shape[0] == old.num_classes:
+            value = torch.cat([value, value[torch.as_tensor(merged_rows)].mean(0, keepdim=True)])
+        state[name] = value
+    new.load_state_dict(state)
+    model.head = new.to(next(old.parameters()).device)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@dataclass
+class RoundRecord:
+    p_avg: np.ndarray        # per head row in play
+    rows: np.ndarray         # those rows
+    removed: np.ndarray      # data-class ids removed in this round
+
+
+class DropAdapt:
+    def __init__(self, cfg: DropAdaptConfig, model_path: str, train_dir: str, enrol_dir: str, exp_dir: str,
+                 device: str = "cpu"):
+        self.cfg, self.exp_dir = cfg, Path(exp_dir)
+        self.train_dir, self.enrol_dir = Path(train_dir), Path(enrol_dir)
+        self.model_path = model_path
+        self.device = torch.device(device)
+        self.model = load_model(model_path, self.device)
+        self.index = FeatIndex.from_data_dir(train_dir, cfg.data.min_frames)
+        if self.model.classes != self.index.classes:
+            raise UserError(f"{model_path} was trained on {len(self.model.classes)} classes that are not the "
+                            f"{len(self.index.classes)} speakers of {train_dir}: adapt with the training data dir")
+        enrol_list = self.enrol_dir / "enrol.list"
+        self.enrol_utts = read_utt_list(enrol_list)
+        self.enrol_utt2spk = read_utt_table(self.enrol_dir / "utt2spk", "utt2spk")
+
+    def enrol_feats(self, utts: list[str]):
+        wanted = set(utts)
+        seen = 0
+        for _, key, mat, _ in iter_scp(self.enrol_dir / "feats.scp", wanted):
+            seen += 1
+            yield key, mat
+        if seen != len(wanted):
+            raise UserError(f"{self.enrol_dir / 'feats.scp'} lacks {len(wanted) - seen} utterances of "
+                            f"{self.enrol_dir / 'enrol.list'}")
+
+    def train_feats(self, n: int):
+        rng = np.random.default_rng(self.cfg.adapt.seed)
+        keys = {k.decode() for k in rng.choice(self.index.utt_ids, min(n, len(self.index)), replace=False)}
+        for _, key, mat, _ in iter_scp(self.train_dir / "feats.scp", keys):
+            yield key, mat
+
+    def p_avg(self, state: ClassState, utts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        rows = torch.from_numpy(np.flatnonzero(state.row_mask))
+        p = posteriors_mean(self.model, self.enrol_feats(utts), rows, self.cfg.adapt.chunk_frames, self.device)
+        return rows.numpy(), p
+
+    def run(self) -> Path:
+        cfg, a = self.cfg, self.cfg.adapt
+        final = self.exp_dir / "final.pt"
+        if final.is_file():
+            log.info(f"{final} exists: DropAdapt already finished, skipping")
+            return final
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.exp_dir / "config.yaml")
+        utts = (balanced_subset(self.enrol_utts, self.enrol_utt2spk, a.utts_per_enrol_spk, a.seed)
+                if a.variant == "uniform_agg" else self.enrol_utts)
+        with atomic_open(self.exp_dir / "adapt_utts.txt", "w", encoding="utf-8") as f:
+            f.writelines(f"{u}\n" for u in utts)
+        state = ClassState.full(self.index.classes)
+        rng = np.random.default_rng([a.seed, 0xADA])
+        last = self.model_path
+        for rnd in range(a.num_rounds):
+            round_dir = self.exp_dir / f"round{rnd}"
+            candidates = np.flatnonzero(state.data_mask & (state.label_map == np.arange(state.num_classes)))
+            num_drop = min(a.num_drop, len(candidates) - a.min_remaining)
+            if num_drop <= 0:
+                log.info(f"round {rnd}: only {len(candidates)} classes left (min_remaining {a.min_remaining}); stopping")
+                break
+            rows, p = self.p_avg(state, utts)
+            p_by_class = np.full(state.num_classes, np.inf)
+            own = rows < state.num_classes
+            p_by_class[rows[own]] = p[own]
+            removed = choose_removals(p_by_class, candidates, num_drop, a.variant, rng)
+            if rnd == 0:
+                self.plot_mismatch(state, rows, p)
+            if a.variant == "combine":
+                merged = state.label_map[removed]
+                if state.row_names[-1] != OTHER_CLASS:
+                    grow_head(self.model, merged)
+            state = remove_classes(state, removed, a.variant)
+            self.write_round(round_dir, state, rows, p, removed)
+            log.info(f"round {rnd}: removed {len(removed)} classes "
+                     f"(p_avg {p_by_class[removed].max():.3g} and below); {self.num_with_data(state)} remain")
+            result = train(round_train_config(cfg, self.model.config, rnd), self.train_dir, round_dir,
+                           init_model=self.model, class_state=state, resume=True)
+            last = result.final
+            self.model = load_model(last, self.device)
+        if last == self.model_path:
+            raise UserError(f"DropAdapt made no round: {len(self.index.classes)} classes, "
+                            f"adapt.min_remaining={a.min_remaining}")
+        shutil.copyfile(last, self.exp_dir / ".final.pt.tmp")
+        (self.exp_dir / ".final.pt.tmp").replace(final)
+        return final
+
+    @staticmethod
+    def num_with_data(state: ClassState) -> int:
+        return int((state.data_mask & (state.label_map == np.arange(state.num_classes))).sum())
+
+    def write_round(self, round_dir: Path, state: ClassState, rows: np.ndarray, p: np.ndarray,
+                    removed: np.ndarray) -> None:
+        round_dir.mkdir(parents=True, exist_ok=True)
+        removed_rows = set(removed.tolist())  # a class still in play owns the head row of its own index
+        names = state.row_names
+        with atomic_open(round_dir / "p_avg.tsv", "w", encoding="utf-8") as f:
+            f.write("class\tp_avg\tremoved\n")
+            for i in np.argsort(p, kind="stable"):
+                f.write(f"{names[rows[i]]}\t{p[i]:.6g}\t{int(rows[i] in removed_rows)}\n")
+        with atomic_open(round_dir / "remaining.txt", "w", encoding="utf-8") as f:
+            for c in np.flatnonzero(state.data_mask & (state.label_map == np.arange(state.num_classes))):
+                f.write(f"{self.index.classes[c]}\n")
+
+    def plot_mismatch(self, state: ClassState, rows: np.ndarray, p_enrol: np.ndarray) -> None:
+        from dropclass_lib.plots import plot_p_avg
+
+        curves = {"enrolment data": p_enrol}
+        if self.cfg.adapt.train_utts_for_plot:
+            t = posteriors_mean(self.model, self.train_feats(self.cfg.adapt.train_utts_for_plot),
+                                torch.from_numpy(rows), self.cfg.adapt.chunk_frames, self.device)
+            curves["training data"] = t
+        plot_p_avg(curves, self.exp_dir / "p_avg.png")

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The default recipe: the whole DropClass / DropAdapt pipeline on the embedded synthetic corpus
+# (generated here with eSpeak NG; no download), in minutes on 2 CPU cores.
+#
+#   bash run.sh                         # everything
+#   bash run.sh --stage 4 --stop-stage 5
+#   bash run.sh --seeds 3               # train every system with 3 seeds, report mean ± std
+#
+# Every stage skips work that is already done; remove exp/<system> (or data/, mfcc/) to redo it.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. ./cmd.sh
+
+stage=0
+stop_stage=100
+nj=2                      # parallel jobs for corpus generation, features and VAD
+seeds=1                   # training seeds per system
+corpus_conf=conf/synthetic_corpus.yaml
+feat_conf=conf/mfcc.yaml
+vad_conf=conf/vad.yaml
+baseline_conf=conf/train_baseline.yaml
+dropclass_conf=conf/train_dropclass.yaml
+dropadapt_conf=conf/dropadapt.yaml
+dropadapt_variants=standard  # any of: standard combine uniform_agg random only_data (space-separated)
+adapt_from=baseline       # the trained system DropAdapt starts from
+min_frames=200            # utterances shorter than this (after silence removal) are dropped
+min_utts_per_spk=4        # training speakers with fewer utterances are dropped
+lda_dim=128               # LDA dimension before PLDA (Kaldi voxceleb: 200)
+corpus=corpus/synthetic   # where the generated audio goes
+help_message="Usage: bash run.sh [options]
+Runs the DropClass/DropAdapt recipe on the embedded synthetic corpus.
+Stages:
+  0  generate the synthetic corpus (audio + data/train, data/test, trials)
+  1  MFCC features, energy VAD, sliding CMN + silence removal, filtering; MFCC floor
+  2  train the baseline and DropClass extractors (--seeds K seeds each)
+  3  DropAdapt each trained model towards the test enrolment utterances
+  4  extract embeddings, train LDA+PLDA, score cosine and PLDA for every system
+  5  exp/RESULTS.md (and RESULTS.json): EER, minDCF@0.01, minDCF@0.001 per system
+Options (default):
+  --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)  --seeds K ($seeds)
+  --corpus-conf FILE ($corpus_conf)  --feat-conf FILE ($feat_conf)  --vad-conf FILE ($vad_conf)
+  --baseline-conf FILE ($baseline_conf)  --dropclass-conf FILE ($dropclass_conf)
+  --dropadapt-conf FILE ($dropadapt_conf)  --dropadapt-variants \"LIST\" ($dropadapt_variants)
+  --adapt-from SYSTEM ($adapt_from)  --min-frames N ($min_frames)
+  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)  --corpus DIR ($corpus)"
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
+
+
+data=data
+exp=exp
+seed_list=$(seq 0 $((seeds - 1)))
+declare -A train_conf=([baseline]=$baseline_conf [dropclass]=$dropclass_conf)
+
+# adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
+adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
+
+# Embeddings of train and test, LDA+PLDA on train, cosine and PLDA scores of the test trials.
+evaluate() {
+  local dir=$1
+  steps/extract_embeddings.py "$dir/final.pt" $data/train_no_sil "$dir/xvectors_train"
+  steps/extract_embeddings.py "$dir/final.pt" $data/test_no_sil "$dir/xvectors_test"
+  steps/train_plda.py --lda-dim $lda_dim "$dir/xvectors_train/xvector.scp" $data/train_no_sil/utt2spk "$dir/plda"
+  steps/score_trials.py --backend cosine --mean-scp "$dir/xvectors_train/xvector.scp" --set-name test \
+    $data/test_no_sil/trials "$dir/xvectors_test/xvector.scp" "$dir/xvectors_test/xvector.scp" "$dir/scores_test_cosine"
+  steps/score_trials.py --backend plda --plda-dir "$dir/plda" --set-name test \
+    $data/test_no_sil/trials "$dir/xvectors_test/xvector.scp" "$dir/xvectors_test/xvector.scp" "$dir/scores_test_plda"
+}
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  echo "== stage 0: synthetic corpus ($corpus_conf)"
+  local/make_synthetic_corpus.py --config $corpus_conf --nj $nj $corpus $data
+  for x in train test; do utils/validate_data_dir.py $data/$x; done
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "== stage 1: features, VAD, CMN + silence removal, filtering"
+  for x in train test; do
+    steps/make_features.py --nj $nj --config $feat_conf $data/$x mfcc
+    steps/compute_vad.py --nj $nj --config $vad_conf $data/$x mfcc
+    utils/validate_data_dir.py --require-feats $data/$x
+  done
+  steps/score_mfcc_floor.py $data/test $exp/mfcc_floor/scores_test
+  steps/prepare_feats_for_egs.py --nj $nj $data/train $data/train_no_sil_unfiltered mfcc
+  steps/prepare_feats_for_egs.py --nj $nj $data/test $data/test_no_sil mfcc
+  utils/filter_data_dir.py --min-frames $min_frames --min-utts-per-spk $min_utts_per_spk \
+    $data/train_no_sil_unfiltered $data/train_no_sil
+  for x in train_no_sil test_no_sil; do utils/validate_data_dir.py --require-feats $data/$x; done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  echo "== stage 2: train baseline and DropClass extractors (seeds: $seed_list)"
+  for system in baseline dropclass; do
+    for seed in $seed_list; do
+      steps/train_xvector.py --config ${train_conf[$system]} --seed $seed \
+        --dir $exp/$system/seed$seed $data/train_no_sil
+    done
+  done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo "== stage 3: DropAdapt ($dropadapt_variants) from $adapt_from towards the test enrolment side"
+  for variant in $dropadapt_variants; do
+    for seed in $seed_list; do
+      steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant --set adapt.seed=$seed \
+        $exp/$adapt_from/seed$seed/final.pt $data/train_no_sil $data/test_no_sil \
+        $exp/$(adapted_name $variant)/seed$seed
+    done
+  done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  echo "== stage 4: embeddings, LDA+PLDA, cosine and PLDA scoring"
+  systems="baseline dropclass"
+  for variant in $dropadapt_variants; do systems="$systems $(adapted_name $variant)"; done
+  for system in $systems; do
+    for seed in $seed_list; do evaluate $exp/$system/seed$seed; done
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  echo "== stage 5: results"
+  order="baseline,dropclass"
+  for variant in $dropadapt_variants; do order="$order,$(adapted_name $variant)"; done
+  steps/make_results_table.py --baseline baseline --order $order $exp
+  cat $exp/RESULTS.md
+fi

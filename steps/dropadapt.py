@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""DropAdapt: adapt a trained extractor to the enrolment speakers of a test set, without labels.
+
+Each round averages the model's softmax outputs over the enrolment utterances (ENROL_DIR/enrol.list,
+features from ENROL_DIR/feats.scp), permanently removes the training classes the enrolment data
+finds least probable, and fine-tunes on the rest (METHOD.md, "DropAdapt"). Writes into EXP_DIR:
+final.pt (the adapted model), round<r>/p_avg.tsv and round<r>/remaining.txt per round, p_avg.png
+(sorted p_avg over training classes, enrolment vs training data) and config.yaml.
+
+Example:
+  steps/dropadapt.py --config conf/dropadapt.yaml exp/xvector_baseline/final.pt \\
+      data/train_no_sil data/test_no_sil exp/dropadapt_baseline
+"""
+
+from __future__ import annotations
+
+from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.config import load_config, parse_overrides
+from dropclass_lib.dropadapt import DropAdapt, DropAdaptConfig
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="conf/dropadapt.yaml", help="DropAdapt configuration (YAML)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set adapt.variant=combine (repeatable)")
+    parser.add_argument("--device", default="cpu", help="device for p_avg computation (fine-tuning uses train.device)")
+    parser.add_argument("model", help="trained model file (exp/NAME/final.pt)")
+    parser.add_argument("train_dir", help="the training data dir the model was trained on (feats.scp, utt2spk)")
+    parser.add_argument("enrol_dir", help="test data dir with enrol.list, feats.scp and utt2spk")
+    parser.add_argument("exp_dir", help="output directory")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, DropAdaptConfig, parse_overrides(args.set))
+    DropAdapt(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, args.device).run()
+
+
+if __name__ == "__main__":
+    run_main(main)
