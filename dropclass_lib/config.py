@@ -48,6 +48,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value  # handled by from_dict
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-3 (no dot) as a string; it is a float to anyone writing a config
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise UserError(f"{where}: expected {tp.__name__}, got {value!r}")
     if origin in (list, tuple) and not isinstance(value, (list, tuple)):
@@ -108,6 +114,7 @@ def load_config(path: str | os.PathLike, cls: type[T], overrides: Mapping[str, A
     if not isinstance(data, Mapping):
         raise InputFileError(path, 1, "the top level must be a mapping of keys to values")
     for dotted, value in (overrides or {}).items():
+        lines.pop(tuple(dotted.split(".")), None)  # an error in an override is not on the file's line
         node = data
         *parents, leaf = dotted.split(".")
         for p in parents:

@@ -15,36 +15,10 @@ checkpoints only needs --resume. --set overrides config keys: --set optim.lr=0.1
 
 from __future__ import annotations
 
-import yaml
-
 from dropclass_lib.cli import ArgumentParser, run_main
-from dropclass_lib.config import load_config
-from dropclass_lib.errors import UserError
+from dropclass_lib.config import load_config, parse_overrides
 from dropclass_lib.training.config import TrainConfig
 from dropclass_lib.training.trainer import train
-
-
-def parse_value(text: str):
-    """A YAML value, except that numbers like ``1e30`` (a string to YAML 1.1) are numbers."""
-    for number in (int, float):
-        try:
-            return number(text)
-        except ValueError:
-            pass
-    return yaml.safe_load(text)
-
-
-def parse_overrides(items: list[str]) -> dict:
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        try:
-            overrides[key.strip()] = parse_value(value)
-        except yaml.YAMLError as err:
-            raise UserError(f"--set {item!r}: value is not valid YAML ({err})") from None
-    return overrides
 
 
 def main(argv=None) -> int:

@@ -58,6 +58,14 @@ def test_bad_config(tmp_path, text, message):
         load_config(write(tmp_path, text), Conf)
 
 
+def test_exponent_floats_and_override_errors(tmp_path):
+    p = write(tmp_path, "name: a\noptim:\n  lr: 1e-3\n")
+    assert load_config(p, Conf).optim.lr == pytest.approx(0.001)  # YAML 1.1 reads 1e-3 as a string
+    with pytest.raises(InputFileError, match=r"c.yaml: optim.lr: expected float") as info:
+        load_config(p, Conf, {"optim.lr": "fast"})
+    assert info.value.lineno is None  # not the file's line 3: the bad value came from the override
+
+
 def test_validate_hook_and_missing_file(tmp_path):
     with pytest.raises(UserError, match="batch_size must be >= 1"):
         load_config(write(tmp_path, "batch_size: 0\n"), Conf)
