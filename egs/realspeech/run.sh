@@ -111,12 +111,14 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for c in $train_sets; do sets="$sets ${c}_train"; done
   for c in $corpora; do sets="$sets ${c}_test"; done
   for s in $sets; do
+    [ -f $data/${s}_no_sil/feats.scp ] && continue
     steps/make_features.py --nj "$nj" --config "$feat_conf" $data/$s $mfcc/$s
     steps/compute_vad.py --nj "$nj" --config "$vad_conf" $data/$s $mfcc/$s
     steps/prepare_feats_for_egs.py --nj "$nj" --cmn-window "$cmn_window" $data/$s $data/${s}_no_sil $mfcc/$s
   done
   for c in $corpora; do
-    steps/score_mfcc_floor.py $data/${c}_test $exp/mfcc_floor/scores_${c}_test
+    [ -f $exp/mfcc_floor/scores_${c}_test/metrics.json ] || \
+      steps/score_mfcc_floor.py $data/${c}_test $exp/mfcc_floor/scores_${c}_test
   done
 fi
 
@@ -131,7 +133,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   for seed in $seed_list; do
     for system in baseline dropclass; do
       conf=$baseline_conf; [ $system = baseline ] || conf=$dropclass_conf
-      steps/train_xvector.py --config "$conf" --seed "$seed" --dir $exp/$system/seed$seed $train
+      [ -f $exp/$system/seed$seed/final.pt ] || \
+        steps/train_xvector.py --config "$conf" --seed "$seed" --dir $exp/$system/seed$seed $train
       write_frontend $exp/$system/seed$seed
     done
   done
@@ -143,7 +146,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   for seed in $seed_list; do
     for c in $corpora; do
       dir=$exp/dropadapt_models/${c}_seed$seed
-      steps/dropadapt.py --config "$dropadapt_conf" --set adapt.seed="$seed" \
+      [ -f $dir/final.pt ] || steps/dropadapt.py --config "$dropadapt_conf" --set adapt.seed="$seed" \
         $exp/baseline/seed$seed/final.pt $train $data/${c}_test_no_sil $dir
       write_frontend $dir
     done
@@ -159,13 +162,19 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
       for c in $corpora; do
         mdir=$(model_dir $system $c $seed)
         out=$exp/$system/seed$seed
-        steps/extract_embeddings.py --min-frames "$extract_min_frames" $mdir/final.pt $train $mdir/xvectors_train
-        steps/train_plda.py --lda-dim "$lda_dim" $mdir/xvectors_train/xvector.scp $train/utt2spk $mdir/plda
-        steps/extract_embeddings.py --min-frames "$extract_min_frames" $mdir/final.pt $data/${c}_test_no_sil $mdir/xvectors_${c}_test
+        # Training-speaker embeddings and the PLDA are per model: made once, shared by both corpora.
+        if [ ! -f $mdir/plda/plda.npz ]; then
+          steps/extract_embeddings.py --min-frames "$extract_min_frames" $mdir/final.pt $train $mdir/xvectors_train
+          steps/train_plda.py --lda-dim "$lda_dim" $mdir/xvectors_train/xvector.scp $train/utt2spk $mdir/plda
+        fi
         scp=$mdir/xvectors_${c}_test/xvector.scp
-        steps/score_trials.py --backend cosine --set-name ${c}_test --mean-scp $mdir/xvectors_train/xvector.scp \
+        [ -f $scp ] || steps/extract_embeddings.py --min-frames "$extract_min_frames" $mdir/final.pt \
+          $data/${c}_test_no_sil $mdir/xvectors_${c}_test
+        [ -f $out/scores_${c}_test_cosine/metrics.json ] || steps/score_trials.py --backend cosine \
+          --set-name ${c}_test --mean-scp $mdir/xvectors_train/xvector.scp \
           $data/${c}_test_no_sil/trials $scp $scp $out/scores_${c}_test_cosine
-        steps/score_trials.py --backend plda --plda-dir $mdir/plda --set-name ${c}_test \
+        [ -f $out/scores_${c}_test_plda/metrics.json ] || steps/score_trials.py --backend plda \
+          --plda-dir $mdir/plda --set-name ${c}_test \
           $data/${c}_test_no_sil/trials $scp $scp $out/scores_${c}_test_plda
       done
     done
