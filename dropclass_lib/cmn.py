@@ -121,11 +121,11 @@ def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLik
             f.write(f"{n} utterances kept, {len(dropped)} without voiced frames dropped"
                     f"{': ' + ' '.join(dropped) if dropped else ''}; {time.time() - start:.2f} s\n")
 
+    data_out.mkdir(parents=True, exist_ok=True)
+    for stale in ("feats.scp", "utt2num_frames"):  # rewritten below; a failed run leaves no stale list
+        (data_out / stale).unlink(missing_ok=True)
     jobs, _ = run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
                            desc=f"cmn+vad {data_in.name}", all_keys=False)
-    data_out.mkdir(parents=True, exist_ok=True)
-    for stale in ("feats.scp", "utt2num_frames"):
-        (data_out / stale).unlink(missing_ok=True)
     kept = set()
     for job in jobs:
         kept.update(job.read_scp())

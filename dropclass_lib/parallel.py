@@ -5,10 +5,18 @@ leaves a usable-looking result.
 A job's output is ``<prefix>.<job>.ark`` plus ``<prefix>.<job>.scp``; the scp is written last,
 after the ark is complete and renamed into place, so "the scp exists" is the test for "the job
 finished". Re-running a stage skips the jobs whose scp exists and redoes the others.
+
+Beside the archives, ``<prefix>.jobs.yaml`` records how the keys were split (number of jobs,
+their sizes, a hash of the keys in order). A job's scp alone cannot tell which keys it was
+given when a stage may drop keys, so a re-run with another ``--nj`` would otherwise take an old
+job 1 for the new job 1 and silently lose keys; with the record, a finished run made with
+other job counts is reused whole, and anything else is refused with what to do.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import multiprocessing as mp
 import os
 import queue
@@ -26,6 +34,7 @@ from dropclass_lib.atomic import atomic_open, atomic_path
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.tables import read_kv, write_table
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Progress = Callable[[float], None]
 
@@ -206,16 +215,74 @@ def check_job_record(path: str | os.PathLike, record: dict) -> None:
         yaml.safe_dump(record, f, sort_keys=False)
 
 
+def _split_record(chunks: Sequence[Sequence[str]]) -> dict:
+    digest = hashlib.sha1()
+    for chunk in chunks:
+        for key in chunk:
+            digest.update(key.encode("utf-8") + b"\n")
+    return {"num_jobs": len(chunks), "job_sizes": [len(c) for c in chunks], "keys_sha1": digest.hexdigest()}
+
+
+def _write_split_record(path: Path, record: dict) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(record, f, sort_keys=False, default_flow_style=None)
+
+
+def _reuse_other_split(prefix: Path, path: Path, old: dict, new: dict) -> list[ArkJob]:
+    """The jobs of an earlier run split differently: usable only if that run finished every
+    job on the same keys (the merged result does not depend on the split)."""
+    if not isinstance(old, dict) or set(old) != set(new):
+        raise InputFileError(path, None, f"not a job split record; delete it and {prefix}.*, then rerun")
+    jobs = [ArkJob(prefix, j) for j in range(1, old["num_jobs"] + 1)]
+    missing = [job.job for job in jobs if not job.finished()]
+    if old["keys_sha1"] != new["keys_sha1"]:
+        raise InputFileError(path, None, f"the archives {prefix}.JOB.* were made for other keys (the data "
+                             "changed since); delete them and this file, or use another output directory")
+    if missing:
+        raise InputFileError(path, None, f"an earlier run split this work into {old['num_jobs']} jobs and "
+                             f"job(s) {', '.join(map(str, missing))} did not finish; rerun with --nj "
+                             f"{old['num_jobs']} to finish it, or delete {prefix}.* to start again with "
+                             f"--nj {new['num_jobs']}")
+    log.info("%s.*: reusing the %d finished jobs of an earlier run (this run asked for %d)",
+             prefix, old["num_jobs"], new["num_jobs"])
+    return jobs
+
+
+def _check_unrecorded_jobs(prefix: Path, path: Path, jobs: Sequence[ArkJob], all_keys: bool) -> None:
+    """Archives without a split record (made before records were kept): trusted only where
+    each finished job's keys prove its split, i.e. when jobs write every key they are given."""
+    finished = [job for job in jobs if job.finished()]
+    beyond = ArkJob(prefix, len(jobs) + 1)
+    if not finished and not beyond.finished():
+        return
+    if not all_keys or beyond.finished():
+        raise UserError(f"{prefix}.JOB.scp: finished archives without {path.name}, so their job split cannot be "
+                        f"checked (made with another --nj, or by an older version); delete {prefix}.* and rerun")
+
+
 def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
                  worker: Callable[[ArkJob, Sequence[str], Progress], None], desc: str,
                  all_keys: bool = True) -> tuple[list[ArkJob], bool]:
     """Run ``worker(ark_job, keys, progress)`` for each chunk of keys whose job is not finished.
 
-    A finished job's scp must hold exactly its chunk's keys (``all_keys``) or a subset of them
-    (stages that may drop entries); otherwise the archives come from another split or other
-    data and we stop. Returns all jobs and whether any had to be run.
+    ``all_keys``: each job writes every key it is given (otherwise a subset: stages that may
+    drop entries). The split is recorded in ``<prefix>.jobs.yaml``; a re-run with the same
+    split skips finished jobs, one with another split (``--nj``) reuses the earlier run if it
+    finished on the same keys and otherwise stops with a :class:`UserError` saying what to do.
+    A finished job's scp must hold its chunk's keys (all, or a subset); otherwise the archives
+    come from other data and we stop. Returns the jobs to merge and whether any had to be run.
     """
-    jobs = [ArkJob(Path(prefix), j) for j in range(1, len(chunks) + 1)]
+    prefix = Path(prefix)
+    split_path = Path(f"{prefix}.jobs.yaml")
+    split = _split_record(chunks)
+    jobs = [ArkJob(prefix, j) for j in range(1, len(chunks) + 1)]
+    if split_path.is_file():
+        with open(split_path, encoding="utf-8") as f:
+            old = yaml.safe_load(f)
+        if old != split:
+            return _reuse_other_split(prefix, split_path, old, split), False
+    else:
+        _check_unrecorded_jobs(prefix, split_path, jobs, all_keys)
     todo = []
     for job, chunk in zip(jobs, chunks):
         if not job.finished():
@@ -226,6 +293,7 @@ def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
             raise InputFileError(job.scp, None, f"finished job {job.job} holds other utterances than "
                                  "this run gives it (different --nj or changed data?); delete the job's "
                                  "files or use another output directory")
+    _write_split_record(split_path, split)
     if todo:
         run_jobs(lambda j, arg, progress: worker(arg[0], arg[1], progress), todo, desc,
                  total=sum(len(c) for _, c in todo), job_ids=[job.job for job, _ in todo],

@@ -107,6 +107,29 @@ def test_prepare_feats_for_egs(tmp_path, nj):
     assert mtimes == {p: p.stat().st_mtime_ns for p in (tmp_path / "x").glob("*.ark")}
 
 
+def test_rerun_with_other_nj(tmp_path):
+    """The reported bug: a re-run with another --nj took the old job 1 (a subset of the new
+    job 1's utterances, as jobs may drop some) for finished and wrote a partial data dir."""
+    d, feats, vads = make_dir(tmp_path)
+    out, x = tmp_path / "out", tmp_path / "x"
+    prepare_feats_for_egs(d, out, x, nj=2)
+    full = (out / "feats.scp").read_text()
+    for nj in (1, 3):  # the finished --nj 2 run is reused whole
+        prepare_feats_for_egs(d, out, x, nj=nj)
+        assert (out / "feats.scp").read_text() == full
+        assert sorted(kaldiio.load_scp(str(out / "feats.scp"))) == ["a1", "a2", "b1", "c1"]
+    (x / "xvector_feats_out.2.scp").unlink()  # job 2 of the --nj 2 run "killed"
+    with pytest.raises(UserError, match=r"job\(s\) 2 did not finish; rerun with --nj 2"):
+        prepare_feats_for_egs(d, out, x, nj=1)
+    assert not (out / "feats.scp").exists()
+    prepare_feats_for_egs(d, out, x, nj=2)
+    assert (out / "feats.scp").read_text() == full
+    # archives from before split records: a job's kept utterances cannot prove its split
+    (x / "xvector_feats_out.jobs.yaml").unlink()
+    with pytest.raises(UserError, match="job split cannot be checked"):
+        prepare_feats_for_egs(d, out, x, nj=1)
+
+
 def test_missing_vad_entry_is_an_error(tmp_path):
     d, _, _ = make_dir(tmp_path)
     lines = (d / "vad.scp").read_text().splitlines()

@@ -125,6 +125,22 @@ def test_compute_vad_step(tmp_path, feat_type):
     assert "fft_size: 512" in (tmp_path / "vad" / "vad_data.yaml").read_text()
 
 
+def test_compute_vad_rerun_with_other_nj(tmp_path):
+    d = make_burst_dir(tmp_path, n=3)
+    make_features(d, tmp_path / "feats", load_config(default_config_path("mfcc"), MfccFeatConfig), nj=1)
+    cfg = load_config(CONF_DIR / "vad.yaml", VadConfig)
+    compute_vad_dir(d, tmp_path / "vad", cfg, nj=2)
+    full = (d / "vad.scp").read_text()
+    compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)  # the finished --nj 2 run is reused whole
+    assert (d / "vad.scp").read_text() == full and len(full.splitlines()) == 3
+    (tmp_path / "vad" / "vad_data.1.scp").unlink()
+    with pytest.raises(UserError, match=r"job\(s\) 1 did not finish; rerun with --nj 2"):
+        compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)
+    assert not (d / "vad.scp").exists()
+    compute_vad_dir(d, tmp_path / "vad", cfg, nj=2)
+    assert (d / "vad.scp").read_text() == full
+
+
 def test_auto_energy_needs_feats_config(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
