@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
 """Benchmark the whole make_features step: x real time per core.
 
-Writes MINUTES of synthetic 16 kHz audio (chirps, harmonics and noise in utterances of
-UTT_SECONDS) into a temporary data dir, or uses --data-dir's wav.scp, then runs
-steps/make_features.py as a subprocess for each --nj, from a fresh feature dir each time.
-Reports, for the whole step (interpreter start and imports included): audio seconds per wall
-second, that divided by the number of jobs (x real time per core), and audio seconds per CPU
-second of the step's processes (x real time per core measured on CPU time, which does not
-depend on how busy a shared machine is); plus the jobs' own speed from their logs (audio /
-wall time spent reading, extracting and writing, after start-up).
+Builds a data dir of HOURS of 16 kHz audio, or uses --data-dir's wav.scp, then runs
+steps/make_features.py as a subprocess, --repeat times for each --nj, from a fresh feature dir
+each time. The default size is that of a small real corpus (10 hours): the step's fixed cost
+(starting Python, importing torch and lhotse: about 1.5 s) is then amortised as on a real
+corpus, and it is measured on its own (the step on a one-utterance data dir) so the rate for
+any size can be read off. VoxCeleb1+2 (about 2,700 hours) amortises it completely.
+
+The synthetic audio (chirps, harmonics, pauses and noise in utterances of UTT_SECONDS) is
+--distinct-minutes of distinct files, listed in wav.scp as many times as needed under distinct
+utterance ids: every utterance is read, dithered (seeded by its id) and analysed in full, and
+the files come from the page cache either way, so the step does the work of a corpus of
+distinct files while the benchmark does not write gigabytes.
+
+Reported per run, for the whole step (interpreter start, imports and exit included): audio
+seconds per wall second divided by the number of jobs (x real time per core; depends on how
+busy the shared machine is), audio seconds per CPU second of the step's processes (x real time
+per CPU-second; does not), and the jobs' own speed from their logs (after start-up). Then the
+best and median over the repeats, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,70 +44,105 @@ from dropclass_lib.cli import ArgumentParser, run_main  # noqa: E402
 from dropclass_lib.tables import read_key_rest  # noqa: E402
 
 
-def synth_data_dir(d: Path, minutes: float, utt_seconds: float, seed: int = 0) -> float:
+def synth_wavs(d: Path, minutes: float, utt_seconds: float, seed: int = 0) -> list[Path]:
+    """Write ``minutes`` of distinct synthetic utterances (16-bit wav) under ``d``."""
     rng = np.random.default_rng(seed)
-    (d / "wav").mkdir(parents=True)
-    n_utts = max(1, round(minutes * 60 / utt_seconds))
+    d.mkdir(parents=True)
     n = int(utt_seconds * 16000)
     t = np.arange(n) / 16000
-    wav, u2s = [], []
-    for i in range(n_utts):
+    paths = []
+    for i in range(max(1, round(minutes * 60 / utt_seconds))):
         f0 = rng.uniform(90, 250)
         x = sum(np.sin(2 * np.pi * k * f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.5 * t)) * t) / k for k in range(1, 6))
         x += np.sin(2 * np.pi * (300 * t + 400 * t ** 2))  # chirp
         x *= (np.sin(2 * np.pi * rng.uniform(1, 3) * t) > -0.3)  # pauses
         x = 0.2 * x / np.abs(x).max() + 0.003 * rng.standard_normal(n)
-        path = d / "wav" / f"utt{i:05d}.wav"
-        soundfile.write(path, x.astype(np.float32), 16000, subtype="PCM_16")
-        wav.append(f"utt{i:05d} {path}\n")
-        u2s.append(f"utt{i:05d} spk{i % 10}\n")
-    (d / "wav.scp").write_text("".join(wav))
-    (d / "utt2spk").write_text("".join(u2s))
-    return n_utts * utt_seconds
+        paths.append(d / f"w{i:05d}.wav")
+        soundfile.write(paths[-1], x.astype(np.float32), 16000, subtype="PCM_16")
+    return paths
+
+
+def write_data_dir(d: Path, wavs: list[Path], num_utts: int) -> None:
+    """wav.scp and utt2spk of ``num_utts`` utterances cycling through ``wavs``."""
+    d.mkdir(parents=True)
+    ids = [f"utt{i:06d}" for i in range(num_utts)]
+    (d / "wav.scp").write_text("".join(f"{u} {wavs[i % len(wavs)]}\n" for i, u in enumerate(ids)))
+    (d / "utt2spk").write_text("".join(f"{u} spk{i % 50:02d}\n" for i, u in enumerate(ids)))
 
 
 def audio_seconds(data_dir: Path) -> float:
     return sum(soundfile.info(rx).duration for rx in read_key_rest(data_dir / "wav.scp").values())
 
 
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def run_step(src: Path, work: Path, tag: str, nj: int, feat_type: str) -> tuple[float, float, list[str]]:
+    """Run the step on a copy of ``src``: (wall s, CPU s of all its processes, job logs)."""
+    d = work / f"data_{tag}"
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(work / f"feats_{tag}", ignore_errors=True)
+    shutil.copytree(src, d)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(ROOT / "steps" / "make_features.py"), "--nj", str(nj),
+           "--feat-type", feat_type, str(d), str(work / f"feats_{tag}")]
+    t0, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
+    wall, cpu1 = time.time() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    logs = [(d / "log" / f"make_{feat_type}_{d.name}.{j}.log").read_text() for j in range(1, nj + 1)]
+    return wall, cpu, logs
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__)
-    p.add_argument("--minutes", type=float, default=20.0, help="minutes of synthetic audio")
+    p.add_argument("--hours", type=float, default=10.0, help="hours of audio in the benchmark data dir")
+    p.add_argument("--distinct-minutes", type=float, default=30.0,
+                   help="minutes of distinct synthetic audio files that the data dir cycles through")
     p.add_argument("--utt-seconds", type=float, default=8.0, help="length of each synthetic utterance")
     p.add_argument("--data-dir", default=None, help="benchmark this data dir's wav.scp (plain files) instead")
     p.add_argument("--feat-type", default="mfcc", choices=["mfcc", "fbank"])
     p.add_argument("--nj", default="1,2", help="comma-separated job counts to time")
+    p.add_argument("--repeat", type=int, default=3, help="runs per job count (best and median are reported)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_features."))
     try:
         src = work / "data"
+        print(f"before: {load()} on {os.cpu_count()} CPUs")
         if args.data_dir:
             src.mkdir()
             for name in ("wav.scp", "utt2spk"):
                 shutil.copy(Path(args.data_dir) / name, src / name)
             seconds = audio_seconds(src)
+            print(f"{args.data_dir}: {seconds / 3600:.2f} hours of audio")
         else:
             t0 = time.time()
-            seconds = synth_data_dir(src, args.minutes, args.utt_seconds)
-            print(f"synthesised {seconds / 60:.1f} min of audio in {time.time() - t0:.1f} s")
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+            wavs = synth_wavs(work / "wav", min(args.distinct_minutes, args.hours * 60), args.utt_seconds)
+            num_utts = max(1, round(args.hours * 3600 / args.utt_seconds))
+            write_data_dir(src, wavs, num_utts)
+            seconds = num_utts * args.utt_seconds
+            print(f"{seconds / 3600:.2f} hours of audio: {num_utts} utterances of {args.utt_seconds:g} s cycling "
+                  f"through {len(wavs)} distinct files (synthesised in {time.time() - t0:.1f} s)")
+        one = work / "one"
+        write_data_dir(one, [Path(read_key_rest(src / "wav.scp").popitem()[1])], 1)
+        fixed = [run_step(one, work, "one", 1, args.feat_type)[0] for _ in range(args.repeat)]
+        print(f"fixed cost of the step (one-utterance data dir, --nj 1): best {min(fixed):.2f} s, "
+              f"median {statistics.median(fixed):.2f} s wall")
         for nj in [int(x) for x in args.nj.split(",")]:
-            d = work / f"data_nj{nj}"
-            shutil.copytree(src, d, ignore=shutil.ignore_patterns("wav"))
-            cmd = [sys.executable, str(ROOT / "steps" / "make_features.py"), "--nj", str(nj),
-                   "--feat-type", args.feat_type, str(d), str(work / f"feats_nj{nj}")]
-            t0, cpu0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
-            wall, cpu1 = time.time() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-            logs = [(d / "log" / f"make_{args.feat_type}_{d.name}.{j}.log").read_text() for j in range(1, nj + 1)]
-            job_secs = [float(re.search(r"in ([\d.]+) s", text).group(1)) for text in logs]
-            steady = seconds / sum(job_secs)
-            print(f"{args.feat_type} --nj {nj}: {seconds:.0f} s of audio, whole step {wall:.2f} s wall = "
-                  f"{seconds / wall:.0f}x real time, {seconds / wall / nj:.0f}x real time per core; "
-                  f"{cpu:.2f} CPU s = {seconds / cpu:.0f}x real time per CPU-second; "
-                  f"inside the jobs {steady:.0f}x real time per core (wall)")
-            print("  command:", " ".join(cmd[1:]))
+            before, per_core, per_cpu = load(), [], []
+            for r in range(args.repeat):
+                wall, cpu, logs = run_step(src, work, f"nj{nj}", nj, args.feat_type)
+                job_secs = [float(re.search(r"in ([\d.]+) s", text).group(1)) for text in logs]
+                per_core.append(seconds / wall / nj)
+                per_cpu.append(seconds / cpu)
+                print(f"  {args.feat_type} --nj {nj} run {r + 1}: whole step {wall:.2f} s wall = "
+                      f"{per_core[-1]:.0f}x real time per core; {cpu:.2f} CPU s = {per_cpu[-1]:.0f}x real "
+                      f"time per CPU-second; inside the jobs {seconds / sum(job_secs):.0f}x per core (wall)")
+            print(f"{args.feat_type} --nj {nj}, whole step on {seconds / 3600:.2f} h, {args.repeat} runs: "
+                  f"x real time per core best {max(per_core):.0f}, median {statistics.median(per_core):.0f}; "
+                  f"per CPU-second best {max(per_cpu):.0f}, median {statistics.median(per_cpu):.0f} "
+                  f"({before} before, {load()} after)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

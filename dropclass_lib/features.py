@@ -12,6 +12,14 @@ edges. Three points where a plain call of lhotse would differ from Kaldi:
 * lhotse 1.33's MFCC with ``use_energy`` (Kaldi's default: C0 replaced by the frame's log
   energy) indexes the wrong axis and fails; we take lhotse's framing and cepstra separately and
   put the log energy into column 0 ourselves.
+* lhotse squares the complex magnitude (``X.abs() ** 2``: a square root, then its square); we
+  give its layer Kaldi's power spectrum, re^2 + im^2 (``X * conj(X)``), which equals it to float
+  rounding (relative 3e-7) at a fifth of the cost. Everything else (dither, framing, DC removal,
+  log energy, pre-emphasis, window, FFT, mel banks, log, DCT, lifter) is lhotse's layer.
+
+Speed (measured, one core): batching several utterances' frames into one call of the layer
+was no faster than one call per utterance (and slower for large batches, whose frames fall out
+of the cache), so each utterance is one call.
 """
 
 from __future__ import annotations
@@ -131,6 +139,11 @@ def default_config_path(feat_type: str) -> Path:
     return CONF_DIR / f"{feat_type}.yaml"
 
 
+def _power_spectrum(spectrum):
+    """|X|^2 of a complex spectrum as Kaldi computes it (re^2 + im^2, no square root)."""
+    return (spectrum * spectrum.conj()).real
+
+
 def utterance_seed(utt: str) -> int:
     """A stable seed for the dither noise of one utterance."""
     return zlib.crc32(utt.encode("utf-8"))
@@ -142,8 +155,10 @@ class FeatureExtractor:
     def __init__(self, cfg: FeatConfig):
         # torch and lhotse load here, not at import time: the VAD and CMN steps use this
         # module's config helpers and should not pay two seconds of imports for them.
+        import torch
         from lhotse.features.kaldi.extractors import Fbank, FbankConfig, Mfcc, MfccConfig
 
+        self._torch = torch
         self.cfg = cfg
         if isinstance(cfg, MfccFeatConfig):
             self._lhotse = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps,
@@ -153,6 +168,7 @@ class FeatureExtractor:
             self._lhotse = Fbank(FbankConfig(**cfg.lhotse_kwargs()))
             self.dim = cfg.num_mel_bins + int(cfg.use_energy)
         self._module = self._lhotse.extractor
+        self._module._to_spec = _power_spectrum
         self._mfcc_energy = isinstance(cfg, MfccFeatConfig) and cfg.use_energy
 
     def num_frames(self, num_samples: int) -> int:
@@ -165,11 +181,13 @@ class FeatureExtractor:
     def __call__(self, samples: np.ndarray, utt: str) -> np.ndarray:
         if self.num_frames(len(samples)) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
+        torch = self._torch
         x = torch.from_numpy(np.asarray(samples, dtype=np.float32) * self.cfg.waveform_scale).unsqueeze(0)
         if self.cfg.dither != 0:
-            torch.manual_seed(utterance_seed(utt))
+            # lhotse draws the dither from torch's default CPU generator. Seed only that one:
+            # torch.manual_seed also queues a lazy CUDA seeding that records a stack trace
+            # per call (a tenth of the extraction time, and a list that grows per utterance).
+            torch.random.default_generator.manual_seed(utterance_seed(utt))
         with torch.inference_mode():
             if self._mfcc_energy:
                 frames, log_energy = self._module.wav2win(x)
@@ -178,6 +196,27 @@ class FeatureExtractor:
             else:
                 feats = self._module(x)
         return feats[0].numpy().astype(np.float32, copy=False)
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks in the heap (a no-op on other C libraries).
+
+    By default glibc hands every freed block over 128 KB back to the kernel, so each
+    utterance's tensors (a few MB) are mapped and page-faulted in anew: measured 0.2-0.8 million
+    page faults, 0.4-1.5 s of system time per hour of audio, a third of the extraction. With
+    the thresholds raised, a job's memory stays at its largest utterance's needs instead.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 1 << 30)
+    mallopt(m_trim_threshold, 1 << 30)
 
 
 def config_record(cfg: FeatConfig) -> dict:
@@ -273,6 +312,7 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     # One thread per job (jobs are the parallelism); the extractor is built here, before the
     # jobs fork, so they share the loaded torch/lhotse instead of importing them again.
     torch.set_num_threads(1)
+    keep_freed_memory()
     extractor = FeatureExtractor(cfg)
 
     def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:

@@ -18,7 +18,7 @@ import soundfile
 from dropclass_lib.config import load_config
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import (FbankFeatConfig, FeatureExtractor, MfccFeatConfig, default_config_path,
-                                    make_features)
+                                    make_features, utterance_seed)
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP = ROOT / "steps" / "make_features.py"
@@ -93,6 +93,36 @@ def test_c0_is_kaldi_raw_log_energy():
     assert np.allclose(louder[:, 0] - feats[:, 0], np.log(4), atol=1e-3)
 
 
+@pytest.mark.parametrize("feat_type", ["mfcc", "fbank"])
+def test_equals_stock_lhotse_layer(feat_type):
+    """Our calls of lhotse's layer (power spectrum as re^2 + im^2, dither from the default
+    generator seeded per utterance) give lhotse's stock per-utterance result to float rounding."""
+    from lhotse.features.kaldi.extractors import Fbank, FbankConfig, Mfcc, MfccConfig
+    import torch
+
+    x = (0.2 * np.random.default_rng(3).standard_normal(48123)).astype(np.float32)
+    if feat_type == "mfcc":
+        cfg = mfcc_cfg()
+        stock = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps, cepstral_lifter=22)).extractor
+    else:
+        cfg = load_config(default_config_path("fbank"), FbankFeatConfig)
+        stock = Fbank(FbankConfig(**cfg.lhotse_kwargs())).extractor
+    got = FeatureExtractor(cfg)(x, "utt7")
+    torch.manual_seed(utterance_seed("utt7"))
+    with torch.inference_mode():
+        wave = torch.from_numpy(x * 32768).unsqueeze(0)
+        if feat_type == "mfcc":
+            frames, log_energy = stock.wav2win(wave)
+            ref = stock._forward_strided(frames, None)
+            ref[..., 0] = log_energy
+        else:
+            ref = stock(wave)
+    ref = ref[0].numpy()
+    assert got.shape == ref.shape == (301, cfg.num_mel_bins if feat_type == "fbank" else cfg.num_ceps)
+    assert np.allclose(got, ref, rtol=1e-5, atol=1e-4 if feat_type == "mfcc" else 1e-5)
+    assert not np.allclose(got, FeatureExtractor(cfg)(x, "utt8"), rtol=1e-5, atol=1e-3)
+
+
 def test_dither_is_seeded_by_utterance():
     x = np.zeros(4000, dtype=np.float32)
     ext = FeatureExtractor(mfcc_cfg())
@@ -160,8 +190,41 @@ def test_inconsistent_rerun_fails_loudly(tmp_path):
     make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
     with pytest.raises(UserError, match="made with other settings.*num_ceps"):
         make_features(d, tmp_path / "f", mfcc_cfg(num_ceps=20), nj=2)
+    (d / "utt2spk").write_text("u00 spk0\nu01 spk1\nu02 spk0\n")  # the data changed
+    with pytest.raises(UserError, match="made for other keys"):
+        make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
+    assert not (d / "feats.scp").exists()
+
+
+def test_rerun_with_other_nj(tmp_path):
+    """A finished run is reused whole under another --nj; an unfinished one is refused with the
+    --nj that finishes it (never merged with a new split into a partial feats.scp)."""
+    lengths = [8000, 9000, 10000, 11000, 12000]
+    d, fd = make_data_dir(tmp_path, lengths), tmp_path / "f"
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    expected = read_feats(d)
+    arks = {p: p.stat().st_mtime_ns for p in fd.glob("*.ark")}
+    for nj in (1, 3):
+        make_features(d, fd, mfcc_cfg(), nj=nj)
+        got = read_feats(d)
+        assert sorted(got) == sorted(expected) and all(np.array_equal(got[k], expected[k]) for k in got)
+        assert len((d / "utt2num_frames").read_text().splitlines()) == len(lengths)
+    assert arks == {p: p.stat().st_mtime_ns for p in fd.glob("*.ark")}
+    (fd / "raw_mfcc_data.2.scp").unlink()  # job 2 of the --nj 2 run "killed"
+    with pytest.raises(UserError, match=r"split this work into 2 jobs and job\(s\) 2 did not finish; rerun with --nj 2"):
+        make_features(d, fd, mfcc_cfg(), nj=1)
+    assert not (d / "feats.scp").exists()
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    got = read_feats(d)
+    assert sorted(got) == sorted(expected) and all(np.array_equal(got[k], expected[k]) for k in got)
+    # archives from before split records: trusted only if every job's keys prove the split
+    (fd / "raw_mfcc_data.jobs.yaml").unlink()
+    with pytest.raises(UserError, match="job split cannot be checked"):
+        make_features(d, fd, mfcc_cfg(), nj=1)
     with pytest.raises(UserError, match="holds other utterances"):
-        make_features(d, tmp_path / "f", mfcc_cfg(), nj=3)
+        make_features(d, fd, mfcc_cfg(), nj=3)
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    assert (fd / "raw_mfcc_data.jobs.yaml").is_file()
 
 
 @pytest.mark.slow
