@@ -58,16 +58,9 @@ case $data_root in /*) ;; *) data_root=$caller_dir/$data_root ;; esac
 data=$work_dir/data
 mfcc=$work_dir/mfcc
 
-# frontend.yaml beside a model: the features, VAD and CMN it was trained with, so that
-# steps/score_corpus.py can score a new corpus with the same front end.
-write_frontend() {
-  local dir=$1
-  [ -f "$dir/frontend.yaml" ] && return 0
-  { echo "feats:"; sed 's/^/  /' $data/asc_train/feats_config.yaml
-    echo "vad:"; sed 's/^/  /' "$vad_conf"
-    echo "cmn_window: $cmn_window"; } > "$dir/.frontend.yaml.tmp"
-  mv "$dir/.frontend.yaml.tmp" "$dir/frontend.yaml"
-}
+# frontend.yaml beside a model (the features, VAD and CMN it was trained with), read by
+# steps/score_corpus.py to score a new corpus with the same front end.
+write_frontend() { utils/write_frontend.sh $data/asc_train/feats_config.yaml "$vad_conf" $cmn_window "$1"; }
 
 corpora="asc dsp"
 declare -A corpus_dir=([asc]=arabic_speech_commands [dsp]=dspspeech20)
