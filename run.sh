@@ -27,6 +27,7 @@ adapt_from=baseline       # the trained system DropAdapt starts from
 min_frames=200            # utterances shorter than this (after silence removal) are dropped
 min_utts_per_spk=4        # training speakers with fewer utterances are dropped
 lda_dim=128               # LDA dimension before PLDA (Kaldi voxceleb: 200)
+cmn_window=300            # sliding CMN window in frames (Kaldi: 300)
 corpus=corpus/synthetic   # where the generated audio goes
 help_message="Usage: bash run.sh [options]
 Runs the DropClass/DropAdapt recipe on the embedded synthetic corpus.
@@ -43,7 +44,8 @@ Options (default):
   --baseline-conf FILE ($baseline_conf)  --dropclass-conf FILE ($dropclass_conf)
   --dropadapt-conf FILE ($dropadapt_conf)  --dropadapt-variants \"LIST\" ($dropadapt_variants)
   --adapt-from SYSTEM ($adapt_from)  --min-frames N ($min_frames)
-  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)  --corpus DIR ($corpus)"
+  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)  --cmn-window N ($cmn_window)
+  --corpus DIR ($corpus)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
@@ -56,9 +58,11 @@ declare -A train_conf=([baseline]=$baseline_conf [dropclass]=$dropclass_conf)
 # adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
 adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
 
-# Embeddings of train and test, LDA+PLDA on train, cosine and PLDA scores of the test trials.
+# Embeddings of train and test, LDA+PLDA on train, cosine and PLDA scores of the test trials;
+# frontend.yaml records the features the model expects (for steps/score_corpus.py).
 evaluate() {
   local dir=$1
+  utils/write_frontend.sh $data/train/feats_config.yaml $vad_conf $cmn_window "$dir"
   steps/extract_embeddings.py "$dir/final.pt" $data/train_no_sil "$dir/xvectors_train"
   steps/extract_embeddings.py "$dir/final.pt" $data/test_no_sil "$dir/xvectors_test"
   steps/train_plda.py --lda-dim $lda_dim "$dir/xvectors_train/xvector.scp" $data/train_no_sil/utt2spk "$dir/plda"
@@ -82,8 +86,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     utils/validate_data_dir.py --require-feats $data/$x
   done
   steps/score_mfcc_floor.py $data/test $exp/mfcc_floor/scores_test
-  steps/prepare_feats_for_egs.py --nj $nj $data/train $data/train_no_sil_unfiltered mfcc
-  steps/prepare_feats_for_egs.py --nj $nj $data/test $data/test_no_sil mfcc
+  steps/prepare_feats_for_egs.py --nj $nj --cmn-window $cmn_window $data/train $data/train_no_sil_unfiltered mfcc
+  steps/prepare_feats_for_egs.py --nj $nj --cmn-window $cmn_window $data/test $data/test_no_sil mfcc
   utils/filter_data_dir.py --min-frames $min_frames --min-utts-per-spk $min_utts_per_spk \
     $data/train_no_sil_unfiltered $data/train_no_sil
   for x in train_no_sil test_no_sil; do utils/validate_data_dir.py --require-feats $data/$x; done

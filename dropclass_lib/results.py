@@ -109,8 +109,9 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
         for row in rows:
             for backend, cell in row["backends"].items():
                 ref = base["backends"].get(backend) if base else None
+                # the floor is a reference point, not a variant of the baseline: no relative change
                 cell["rel_eer_change"] = (100.0 * (cell["eer"]["mean"] - ref["eer"]["mean"]) / ref["eer"]["mean"]
-                                          if ref and ref["eer"]["mean"] > 0 else None)
+                                          if ref and ref["eer"]["mean"] > 0 and not row["floor"] else None)
         out["sets"][trial_set] = {"backends": backends, "num_trials": sorted(trial_counts), "rows": rows}
     return out
 

@@ -52,7 +52,7 @@ def test_tables_aggregate_seeds_and_compare_with_baseline(exp):
     assert rows["dropclass"]["backends"]["cosine"]["eer"]["std"] is None
     assert "plda" not in rows["dropadapt/combine"]["backends"]
     assert rows["mfcc_floor"]["floor"] is True
-    assert rows["mfcc_floor"]["backends"]["cosine"]["rel_eer_change"] == pytest.approx(500.0)
+    assert rows["mfcc_floor"]["backends"]["cosine"]["rel_eer_change"] is None  # a reference point, not a variant
 
 
 def test_command_writes_markdown_and_json(exp):
