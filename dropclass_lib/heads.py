@@ -23,39 +23,20 @@ decay still moves rows that got a zero gradient.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropclass_lib.errors import UserError
-from dropclass_lib.models import check_kwargs
+from dropclass_lib.registry import Registry
 
-HEADS: dict[str, Callable[..., "Head"]] = {}
+HEADS = Registry("head")
+register_head = HEADS.register
 COS_EPS = 1e-7
 
 
-def register_head(name: str):
-    def deco(cls):
-        if name in HEADS:
-            raise ValueError(f"head {name!r} registered twice")
-        HEADS[name] = cls
-        return cls
-    return deco
-
-
 def build_head(name: str, emb_dim: int, num_classes: int, **kwargs) -> "Head":
-    if name not in HEADS:
-        raise UserError(f"unknown head {name!r} (known: {', '.join(sorted(HEADS))})")
-    cls = HEADS[name]
-    check_kwargs("head", name, cls.__init__, kwargs)
-    try:
-        head = cls(emb_dim, num_classes, **kwargs)
-    except (ValueError, TypeError) as err:
-        raise UserError(f"head {name!r}: {err}") from None
-    head.build_spec = {"name": name, "kwargs": dict(kwargs)}
-    return head
+    return HEADS.build(name, emb_dim, num_classes, **kwargs)
 
 
 def reindex_labels(labels: torch.Tensor, active: torch.Tensor | None, num_classes: int) -> torch.Tensor:

@@ -12,46 +12,16 @@ The returned module carries ``build_spec = {"name": ..., "kwargs": ...}`` so tha
 
 from __future__ import annotations
 
-import inspect
-from typing import Callable
-
 from torch import nn
 
-from dropclass_lib.errors import UserError
+from dropclass_lib.registry import Registry
 
-EXTRACTORS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_extractor(name: str):
-    """Class/function decorator adding a builder to :data:`EXTRACTORS` under ``name``."""
-    def deco(builder):
-        if name in EXTRACTORS:
-            raise ValueError(f"extractor {name!r} registered twice")
-        EXTRACTORS[name] = builder
-        return builder
-    return deco
-
-
-def check_kwargs(kind: str, name: str, builder: Callable, kwargs: dict) -> None:
-    """Raise :class:`UserError` naming any keyword the builder does not take."""
-    params = inspect.signature(builder).parameters
-    unknown = sorted(k for k in kwargs if k not in params)
-    if unknown:
-        known = ", ".join(p for p in params if p != "self")
-        raise UserError(f"{kind} {name!r} has no option {', '.join(map(repr, unknown))} (options: {known})")
+EXTRACTORS = Registry("extractor")
+register_extractor = EXTRACTORS.register
 
 
 def build_extractor(name: str, **kwargs) -> nn.Module:
-    if name not in EXTRACTORS:
-        raise UserError(f"unknown extractor {name!r} (known: {', '.join(sorted(EXTRACTORS))})")
-    builder = EXTRACTORS[name]
-    check_kwargs("extractor", name, builder, kwargs)
-    try:
-        model = builder(**kwargs)
-    except (ValueError, TypeError) as err:
-        raise UserError(f"extractor {name!r}: {err}") from None
-    model.build_spec = {"name": name, "kwargs": dict(kwargs)}
-    return model
+    return EXTRACTORS.build(name, **kwargs)
 
 
 from dropclass_lib.models import etdnn, ftdnn, tdnn  # noqa: E402,F401  (registers the extractors)
