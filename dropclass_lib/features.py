@@ -2,7 +2,7 @@
 
 The option names and defaults are Kaldi's (``compute-mfcc-feats`` / ``compute-fbank-feats``),
 with the VoxCeleb recipe's MFCC settings: 30 mel bins, 30 cepstra, 20-7600 Hz, no snipped
-edges. Three points where a plain call of lhotse would differ from Kaldi:
+edges. Four points where a plain call of lhotse would differ from Kaldi:
 
 * Kaldi reads 16-bit audio as integer-valued floats; we scale the [-1, 1] samples by
   ``waveform_scale`` (32768) so log energies and filterbank values, and hence the energy VAD
@@ -17,9 +17,6 @@ edges. Three points where a plain call of lhotse would differ from Kaldi:
   rounding (relative 3e-7) at a fifth of the cost. Everything else (dither, framing, DC removal,
   log energy, pre-emphasis, window, FFT, mel banks, log, DCT, lifter) is lhotse's layer.
 
-Speed (measured, one core): batching several utterances' frames into one call of the layer
-was no faster than one call per utterance (and slower for large batches, whose frames fall out
-of the cache), so each utterance is one call.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import yaml
@@ -150,15 +147,31 @@ def utterance_seed(utt: str) -> int:
 
 
 class FeatureExtractor:
-    """Computes one utterance's features: float32 (frames x dim) from float samples in [-1, 1]."""
+    """Computes features, float32 (frames x dim), from float samples in [-1, 1]: one utterance
+    (``extractor(samples, utt)``) or a stream of them (``extract_many``).
+
+    Each utterance is scaled, dithered (seeded by its id) and cut into frames on its own (Kaldi's
+    reflected edges belong to one utterance). Frames are analysed independently, so short
+    utterances are gathered until they hold ``BLOCK_FRAMES`` frames and go through lhotse's layer
+    together, and long ones go through it ``BLOCK_FRAMES`` at a time. Same numbers as one call
+    per utterance (to float rounding); measured on one core (best of 5, CPU time): 1-s utterances
+    +15%, 8-s utterances unchanged; blocks of 4000 frames were 8% slower on 8-s utterances
+    (their tensors leave the cache), 256 no better than 400.
+    """
+
+    BLOCK_FRAMES = 400
+    """Frames per call of lhotse's layer: its largest tensors (400 x 512 floats, 400 x 257
+    complex) then fit in a core's 1 MB L2 cache."""
 
     def __init__(self, cfg: FeatConfig):
         # torch and lhotse load here, not at import time: the VAD and CMN steps use this
         # module's config helpers and should not pay two seconds of imports for them.
         import torch
         from lhotse.features.kaldi.extractors import Fbank, FbankConfig, Mfcc, MfccConfig
+        from lhotse.features.kaldi.layers import _get_strided_batch
 
         self._torch = torch
+        self._frame = _get_strided_batch
         self.cfg = cfg
         if isinstance(cfg, MfccFeatConfig):
             self._lhotse = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps,
@@ -178,24 +191,54 @@ class FeatureExtractor:
         length = int(self.cfg.sample_frequency * self.cfg.frame_length / 1000)
         return 0 if num_samples < length else 1 + (num_samples - length) // shift
 
-    def __call__(self, samples: np.ndarray, utt: str) -> np.ndarray:
+    def _frames(self, samples: np.ndarray, utt: str):
+        """One utterance's frames (frames x frame length), scaled and dithered as lhotse's layer does."""
+        torch, win = self._torch, self._module.wav2win
         if self.num_frames(len(samples)) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        torch = self._torch
+            return torch.empty((0, win._length))
         x = torch.from_numpy(np.asarray(samples, dtype=np.float32) * self.cfg.waveform_scale).unsqueeze(0)
-        if self.cfg.dither != 0:
-            # lhotse draws the dither from torch's default CPU generator. Seed only that one:
-            # torch.manual_seed also queues a lazy CUDA seeding that records a stack trace
-            # per call (a tenth of the extraction time, and a list that grows per utterance).
+        if win.dither != 0:
+            # The dither comes from torch's default CPU generator, seeded per utterance. Seed
+            # only that one: torch.manual_seed also queues a lazy CUDA seeding that records a
+            # stack trace per call (a tenth of the extraction time, and a list that grows).
             torch.random.default_generator.manual_seed(utterance_seed(utt))
+            x = x + win.dither * torch.randn(x.shape)
+        return self._frame(x, win._length, win._shift, win.snip_edges)[0]
+
+    def _analyse(self, frames):
+        """Features of stacked frames (any utterances), computed by lhotse's layer block by block."""
+        torch = self._torch
+        out = torch.empty((frames.shape[0], self.dim))
         with torch.inference_mode():
-            if self._mfcc_energy:
-                frames, log_energy = self._module.wav2win(x)
-                feats = self._module._forward_strided(frames, None)
-                feats[..., 0] = log_energy
-            else:
-                feats = self._module(x)
-        return feats[0].numpy().astype(np.float32, copy=False)
+            for start in range(0, frames.shape[0], self.BLOCK_FRAMES):
+                block = frames[start:start + self.BLOCK_FRAMES].unsqueeze(0)
+                windowed, log_energy = self._module.wav2win._forward_strided(block)
+                feats = self._module._forward_strided(windowed, None if self._mfcc_energy else log_energy)
+                if self._mfcc_energy:
+                    feats[..., 0] = log_energy
+                out[start:start + block.shape[1]] = feats[0]
+        return out
+
+    def extract_many(self, items: Iterable[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
+        """``(utt, features)`` for each ``(utt, samples)`` of ``items``, in order."""
+        torch = self._torch
+        items = iter(items)
+        while True:
+            utts, frames, total = [], [], 0
+            for utt, samples in items:
+                utts.append(utt)
+                frames.append(self._frames(samples, utt))
+                total += frames[-1].shape[0]
+                if total >= self.BLOCK_FRAMES:
+                    break
+            if not utts:
+                return
+            feats = self._analyse(torch.cat(frames) if len(frames) > 1 else frames[0])
+            sizes = [f.shape[0] for f in frames]
+            yield from zip(utts, (f.numpy() for f in torch.split(feats, sizes)))
+
+    def __call__(self, samples: np.ndarray, utt: str) -> np.ndarray:
+        return next(self.extract_many([(utt, samples)]))[1]
 
 
 def keep_freed_memory() -> None:
@@ -254,7 +297,7 @@ def _extract_job(extractor: FeatureExtractor, wav_scp: Path, wav: dict[str, tupl
     cfg = extractor.cfg
     start, seconds = time.time(), 0.0
 
-    def items():
+    def audio():
         nonlocal seconds
         for utt in utts:
             lineno, rx = wav[utt]
@@ -262,10 +305,13 @@ def _extract_job(extractor: FeatureExtractor, wav_scp: Path, wav: dict[str, tupl
                 samples, _ = read_audio(rx, utt, expected_rate=cfg.sample_frequency)
             except UserError as err:
                 raise InputFileError(wav_scp, lineno, str(err)) from None
-            feats = extractor(samples, utt)
-            if feats.shape[0] == 0:
+            if extractor.num_frames(len(samples)) == 0:
                 raise InputFileError(wav_scp, lineno, f"utterance {utt!r} is too short for one frame ({len(samples)} samples)")
             seconds += len(samples) / cfg.sample_frequency
+            yield utt, samples
+
+    def items():
+        for utt, feats in extractor.extract_many(audio()):
             progress(1)
             yield utt, feats
 
