@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short-utterance ablation of the real-speech baseline (issue 7; results in ../ABLATION.md):
+# Short-utterance ablation of the real-speech baseline (issue 7; results in ABLATION.md):
 # baseline system only, one seed per call (--seed), every arm trained with the same schedule
 # (by default the recipe's), scored as run.sh stage 4 does (cosine with the training-embedding
 # mean removed, LDA+PLDA on the pooled training speakers). WORK_DIR/exp/RESULTS.md gathers every
@@ -16,9 +16,9 @@
 # feats.scp, made by run.sh stages 0-1) and never writes there; everything goes to --work-dir.
 # Finished work is skipped (trained models, embeddings, PLDA, scores, data dirs).
 #
-#   for s in 1 2 3; do nice -n 10 env OMP_NUM_THREADS=1 bash egs/realspeech/local/run_ablation.sh --seed $s; done
+#   for s in 1 2 3; do nice -n 10 env OMP_NUM_THREADS=1 bash egs/realspeech/run_ablation.sh --seed $s; done
 set -euo pipefail
-cd "$(dirname "$0")/.."    # egs/realspeech (local/ is a link to the project's local/)
+cd "$(dirname "$0")"       # egs/realspeech
 . ./path.sh
 
 work_dir=ablation_work     # data/, mfcc/, exp/, conf/ of the ablation; relative to egs/realspeech
@@ -36,7 +36,7 @@ min_utts_per_spk=8
 lda_dim=64
 cmn_window=300
 extract_min_frames=25      # run.sh's extraction padding, used by every trained arm
-help_message="Usage: bash egs/realspeech/local/run_ablation.sh [options]
+help_message="Usage: bash egs/realspeech/run_ablation.sh [options]
 Trained-system ablation of crops, VAD and short-input extraction on the real-speech test sets
 (baseline only, one --seed per call); writes WORK_DIR/exp/RESULTS.md over every seed run so far.
 See the header of this script and ../ABLATION.md.
