@@ -22,7 +22,7 @@ import numpy as np
 from dropclass_lib.atomic import atomic_open
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
-from dropclass_lib.tables import read_key_list, read_key_rest, read_kv, write_table
+from dropclass_lib.tables import read_key_rest, read_kv, write_table
 from dropclass_lib.trials import Trials, read_trials, write_trials
 
 log = logging.getLogger(__name__)
