@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
 
+# Files up to this size are compared with what they would replace (see atomic_path).
+MAX_COMPARE_BYTES = 256 << 20
+
+
+def _same_content(new: Path, old: Path) -> bool:
+    try:
+        size = old.stat().st_size
+    except FileNotFoundError:
+        return False
+    return size == new.stat().st_size and size <= MAX_COMPARE_BYTES and filecmp.cmp(new, old, shallow=False)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` keeps its old content.
+    On an exception the temporary file is removed and ``path`` keeps its old content. When the
+    new content equals the old byte for byte, the old file is kept with its modification time:
+    a re-run stage that rewrites the same feats.scp or utt2spk then does not make every later
+    stage (which skips work whose outputs are newer than its inputs) redo its work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,7 +38,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if _same_content(tmp, path):
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.atomic import atomic_open, atomic_path
 from dropclass_lib.config import from_dict, save_config
 from dropclass_lib.datadir import read_utt_list, read_utt_table
 from dropclass_lib.embeddings import embed_utterances
@@ -260,8 +260,8 @@ class DropAdapt:
         if last == self.model_path:
             raise UserError(f"DropAdapt made no round: {len(self.index.classes)} classes, "
                             f"adapt.min_remaining={a.min_remaining}")
-        shutil.copyfile(last, self.exp_dir / ".final.pt.tmp")
-        (self.exp_dir / ".final.pt.tmp").replace(final)
+        with atomic_path(final) as tmp:
+            shutil.copyfile(last, tmp)
         return final
 
     @staticmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dropclass_lib.atomic import atomic_open
@@ -58,3 +60,14 @@ def test_write_table_sorted_and_atomic(tmp_path):
             raise RuntimeError("crash")
     assert p.read_text() == "B x\na 0.5\nb 1 2\n"
     assert [q.name for q in p.parent.iterdir()] == ["t"]
+
+
+def test_rewriting_the_same_content_keeps_the_file_and_its_mtime(tmp_path):
+    p = tmp_path / "t"
+    write_table(p, {"a": 1, "b": 2})
+    os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    write_table(p, {"b": 2, "a": 1})                 # same bytes: untouched
+    assert p.stat().st_mtime_ns == 1_000_000_000
+    write_table(p, {"a": 1, "b": 3})                 # new content: replaced
+    assert p.stat().st_mtime_ns != 1_000_000_000 and p.read_text() == "a 1\nb 3\n"
+    assert [q.name for q in tmp_path.iterdir()] == ["t"]
