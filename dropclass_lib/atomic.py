@@ -53,3 +53,29 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+@contextlib.contextmanager
+def regenerating(*paths: str | os.PathLike) -> Iterator[None]:
+    """Move ``paths`` aside while the block regenerates them.
+
+    If the block fails, none of them is left behind (no stale list pointing at old archives). If
+    it succeeds and a file comes back with the same bytes, the old file is put back with its
+    modification time, so that later stages see nothing changed (as :func:`atomic_path` does).
+    """
+    aside = {}
+    for path in map(Path, paths):
+        if path.exists():
+            aside[path] = path.with_name(f".{path.name}.previous")
+            os.replace(path, aside[path])
+    try:
+        yield
+    except BaseException:
+        for old in aside.values():
+            old.unlink(missing_ok=True)
+        raise
+    for path, old in aside.items():
+        if path.exists() and _same_content(path, old):
+            os.replace(old, path)
+        else:
+            old.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from typing import Sequence
 import kaldiio
 import numpy as np
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import read_key_rest, read_kv, write_table
@@ -122,17 +122,16 @@ def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLik
                     f"{': ' + ' '.join(dropped) if dropped else ''}; {time.time() - start:.2f} s\n")
 
     data_out.mkdir(parents=True, exist_ok=True)
-    for stale in ("feats.scp", "utt2num_frames"):  # rewritten below; a failed run leaves no stale list
-        (data_out / stale).unlink(missing_ok=True)
-    jobs, _ = run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
-                           desc=f"cmn+vad {data_in.name}", all_keys=False)
-    kept = set()
-    for job in jobs:
-        kept.update(job.read_scp())
-    if not kept:
-        raise UserError(f"{data_in}: no utterance has any voiced frame")
-    counts = _write_data_dir(data_in, data_out, kept)
-    merge_ark_jobs(jobs, data_out / "feats.scp", data_out / "utt2num_frames")
+    with regenerating(data_out / "feats.scp", data_out / "utt2num_frames"):  # a failed run leaves no stale list
+        jobs, _ = run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
+                               desc=f"cmn+vad {data_in.name}", all_keys=False)
+        kept = set()
+        for job in jobs:
+            kept.update(job.read_scp())
+        if not kept:
+            raise UserError(f"{data_in}: no utterance has any voiced frame")
+        counts = _write_data_dir(data_in, data_out, kept)
+        merge_ark_jobs(jobs, data_out / "feats.scp", data_out / "utt2num_frames")
     if len(kept) < len(utts):
         log.warning("%d of %d utterances of %s had no voiced frames and were dropped (see %s/log)",
                     len(utts) - len(kept), len(utts), data_in, feat_dir)

@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import yaml
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.audio import read_audio
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
@@ -365,11 +365,10 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
         _extract_job(extractor, data_dir / "wav.scp", wav, log_dir / f"make_{name}.{job.job}.log", job, keys, progress)
 
     outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / FEATS_CONFIG]
-    for path in outputs:  # rewritten below; gone meanwhile, so a failed run leaves no stale list
-        path.unlink(missing_ok=True)
-    jobs, ran = run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}")
-    n = merge_ark_jobs(jobs, outputs[0], outputs[1])
-    with atomic_open(outputs[2], "w", encoding="utf-8") as f:
-        yaml.safe_dump(record, f, sort_keys=False)
+    with regenerating(*outputs):  # a failed run leaves no stale list
+        jobs, ran = run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}")
+        n = merge_ark_jobs(jobs, outputs[0], outputs[1])
+        with atomic_open(outputs[2], "w", encoding="utf-8") as f:
+            yaml.safe_dump(record, f, sort_keys=False)
     log.info("%s features for %d utterances of %s (%s) -> %s",
              cfg.feat_type, n, data_dir, "computed" if ran else "all jobs were already done", outputs[0])

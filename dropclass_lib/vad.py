@@ -26,7 +26,7 @@ from typing import Sequence
 import kaldiio
 import numpy as np
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import UserError
 from dropclass_lib.features import fft_size_of, read_feats_config
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
@@ -131,8 +131,8 @@ def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg
             f.write(f"{n} utterances, proportion of voiced frames {voiced / max(total, 1):.3f} "
                     f"(energy: {source}), {time.time() - start:.2f} s\n")
 
-    (data_dir / "vad.scp").unlink(missing_ok=True)  # rewritten below; a failed run leaves no stale list
-    jobs, ran = run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}")
-    n = merge_ark_jobs(jobs, data_dir / "vad.scp")
+    with regenerating(data_dir / "vad.scp"):  # a failed run leaves no stale list
+        jobs, ran = run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}")
+        n = merge_ark_jobs(jobs, data_dir / "vad.scp")
     log.info("VAD for %d utterances of %s (%s) -> %s/vad.scp", n, data_dir,
              "computed" if ran else "all jobs were already done", data_dir)

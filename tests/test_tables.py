@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError
 from dropclass_lib.tables import c_sorted, iter_table, read_key_list, read_key_rest, read_kv, write_table
 
@@ -71,3 +71,21 @@ def test_rewriting_the_same_content_keeps_the_file_and_its_mtime(tmp_path):
     write_table(p, {"a": 1, "b": 3})                 # new content: replaced
     assert p.stat().st_mtime_ns != 1_000_000_000 and p.read_text() == "a 1\nb 3\n"
     assert [q.name for q in tmp_path.iterdir()] == ["t"]
+
+
+def test_regenerating_puts_identical_files_back_and_leaves_none_on_failure(tmp_path):
+    same, changed = tmp_path / "same", tmp_path / "changed"
+    for p in (same, changed):
+        p.write_text("old\n")
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    with regenerating(same, changed):
+        assert not same.exists() and not changed.exists()   # out of the way meanwhile
+        same.write_text("old\n")
+        changed.write_text("new\n")
+    assert same.stat().st_mtime_ns == 1_000_000_000 and same.read_text() == "old\n"
+    assert changed.read_text() == "new\n" and changed.stat().st_mtime_ns != 1_000_000_000
+    with pytest.raises(RuntimeError):
+        with regenerating(same):
+            raise RuntimeError("job failed")
+    assert not same.exists()                                 # no stale list after a failure
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["changed"]
