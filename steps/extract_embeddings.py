@@ -29,6 +29,7 @@ import torch
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.embeddings import embed_utterances, speaker_means
 from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.freshness import up_to_date
 from dropclass_lib.model_io import load_model
 from dropclass_lib.tables import read_kv, write_table
 from dropclass_lib.vector_io import iter_scp, write_vectors
@@ -46,13 +47,6 @@ def read_feats(feats_scp: Path, utt2spk: dict[str, str]):
         if mat.ndim != 2 or mat.shape[0] == 0:
             raise InputFileError(feats_scp, lineno, f"features of {utt!r} have shape {mat.shape}", line)
         yield utt, mat
-
-
-def up_to_date(out_dir: Path, inputs: list[Path]) -> bool:
-    outs = [out_dir / n for n in OUTPUTS]
-    if not all(p.is_file() for p in outs):
-        return False
-    return min(p.stat().st_mtime for p in outs) >= max(p.stat().st_mtime for p in inputs)
 
 
 def main(argv=None) -> int:
@@ -73,7 +67,7 @@ def main(argv=None) -> int:
     for f in inputs:
         if not f.is_file():
             raise UserError(f"{f} does not exist")
-    if up_to_date(out, inputs):
+    if up_to_date([out / n for n in OUTPUTS], inputs):
         log.info("%s is up to date: skipping", out)
         return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from dropclass_lib.atomic import atomic_open
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.errors import UserError
+from dropclass_lib.freshness import mark_fresh, up_to_date
 from dropclass_lib.tables import read_kv
 from dropclass_lib.vector_io import read_vectors
 
@@ -48,10 +48,7 @@ def main(argv=None) -> int:
     target, opts_file = out / "plda.npz", out / "plda_opts.json"
     opts = {"lda_dim": args.lda_dim, "num_em_iters": args.num_em_iters,
             "train_scp": args.train_scp, "utt2spk": args.utt2spk}
-    newest_input = max(os.path.getmtime(f) for f in (args.train_scp, args.utt2spk)) \
-        if all(os.path.exists(f) for f in (args.train_scp, args.utt2spk)) else None
-    if newest_input is not None and target.is_file() and opts_file.is_file() \
-            and target.stat().st_mtime >= newest_input and json.loads(opts_file.read_text()) == opts:
+    if up_to_date([target, opts_file], [args.train_scp, args.utt2spk]) and json.loads(opts_file.read_text()) == opts:
         log.info("%s is up to date: skipping", target)
         return 0
     utt2spk = read_kv(args.utt2spk)
@@ -68,6 +65,7 @@ def main(argv=None) -> int:
     backend.save(target)
     with atomic_open(opts_file, "w", encoding="utf-8") as f:
         json.dump(opts, f, indent=2)
+    mark_fresh([target, opts_file])
     log.info("PLDA back-end from %d embeddings of %d speakers: %d -> %d dims (LDA), psi max %.2f min %.3g; wrote %s",
              len(keys), np.unique(labels).size, x.shape[1], backend.lda.shape[0],
              backend.plda.psi[0], backend.plda.psi[-1], target)

@@ -18,6 +18,7 @@ from dropclass_lib.atomic import atomic_open
 from dropclass_lib.backends.score_norm import cohort_stats, s_norm
 from dropclass_lib.backends.scoring import pair_scores
 from dropclass_lib.errors import InputFileError
+from dropclass_lib.freshness import mark_fresh, up_to_date
 from dropclass_lib.metrics import compute_metrics, error_rates, results_line
 from dropclass_lib.plots import plot_det, plot_score_histogram
 from dropclass_lib.tables import iter_lines
@@ -67,12 +68,7 @@ def score_trial_list(backend, trials: Trials, trials_path, enrol: tuple[list[str
 
 def outputs_done(out_dir: str | os.PathLike, inputs) -> bool:
     """True when every output exists and is newer than every input file."""
-    out_dir = Path(out_dir)
-    outs = [out_dir / n for n in OUTPUT_FILES]
-    if not all(p.is_file() for p in outs):
-        return False
-    newest_input = max(os.path.getmtime(p) for p in inputs)
-    return min(p.stat().st_mtime for p in outs) >= newest_input
+    return up_to_date([Path(out_dir) / n for n in OUTPUT_FILES], inputs)
 
 
 def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np.ndarray, info: dict,
@@ -93,5 +89,6 @@ def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np
     line = results_line(metrics)
     with atomic_open(out_dir / "RESULTS", "w", encoding="utf-8") as f:
         f.write(line + "\n")
+    mark_fresh(out_dir / n for n in OUTPUT_FILES)
     log.info("%s: %s", out_dir, line)
     return metrics
