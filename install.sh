@@ -7,8 +7,7 @@ cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# torch first, pinned: the CPU build on this kind of machine; on a GPU machine pip resolves the
-# same version with CUDA.
+# torch first, pinned: on this kind of machine pip takes the local CPU wheel of 2.13.0.
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[test]'
 .venv/bin/python -c 'import torch, kaldiio, lhotse, dropclass_lib; print("installed: torch", torch.__version__, "lhotse", lhotse.__version__)'
