@@ -187,7 +187,7 @@ class DropAdapt:
         self.model_path = model_path
         self.device = torch.device(device)
         self.model = load_model(model_path, self.device)
-        self.index = FeatIndex.from_data_dir(train_dir, cfg.data.min_frames)
+        self.index = FeatIndex.from_data_dir(train_dir, cfg.data.min_utt_frames)
         if self.model.classes != self.index.classes:
             raise UserError(f"{model_path} was trained on {len(self.model.classes)} classes that are not the "
                             f"{len(self.index.classes)} speakers of {train_dir}: adapt with the training data dir")

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ADAPT = {
     "adapt": {"num_rounds": 2, "num_drop": 3, "its_per_drop": 4, "min_remaining": 2, "train_utts_for_plot": 8},
-    "data": {"batch_size": 4, "min_frames": 20, "max_frames": 30, "num_workers": 0},
+    "data": {"batch_size": 4, "min_frames": 20, "max_frames": 30, "min_utt_frames": 20, "num_workers": 0},
     "optim": {"lr": 0.05},
     "train": {"checkpoint_every": 4, "log_every": 2},
 }

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "model": {"extractor": "tdnn", "extractor_opts": {"frame_dims": [16, 16, 16, 16, 32], "emb_dim": 12},
               "head": "aamsoftmax", "head_opts": {"s": 10.0, "m": 0.1}},
-    "data": {"batch_size": 5, "min_frames": 20, "max_frames": 30, "num_workers": 0},
+    "data": {"batch_size": 5, "min_frames": 20, "max_frames": 30, "min_utt_frames": 20, "num_workers": 0},
     "optim": {"lr": 0.1, "lr_halve_at": [6], "warmup_iters": 2, "grad_clip": 5.0},
     "dropclass": {"num_drop": 3, "its_per_drop": 4, "reset_head_each_drop": True},
     "train": {"num_iters": 10, "checkpoint_every": 4, "log_every": 2},

@@ -200,3 +200,33 @@ def test_class_state_removal_combine_and_only_data(tmp_path):
     combined.validate()
     rows = DropSchedule(DropClassConfig(), combined, 0).active_rows(0, torch.tensor([0]))
     assert rows.tolist() == list(range(2, 13))
+
+
+def test_short_utts_shorten_cuts_the_batch_and_repeat_tiles(tmp_path):
+    d = make_feats_dir(tmp_path / "d", frames=(10, 80))
+    ix = FeatIndex.from_data_dir(d)
+    sched = DropSchedule(DropClassConfig(), ClassState.full(ix.classes), 0)
+    ref = dict(kaldiio.load_scp(str(d / "feats.scp")))
+    ds = CropDataset(ix)
+    for mode in ("shorten", "repeat"):
+        s = BatchSampler(ix, sched, "balanced", 6, 60, 70, 3, short_utts=mode)
+        saw_short = False
+        for it in range(20):
+            spec = s.plan(it)
+            frames = ix.num_frames[spec.utts]
+            if mode == "shorten":
+                assert spec.length <= frames.min()
+                continue
+            assert 60 <= spec.length <= 70
+            batch = ds[spec]["feats"].numpy()
+            assert batch.shape[1] == spec.length
+            for row, (u, start) in enumerate(zip(spec.utts, spec.starts)):
+                mat = ref[ix.utt_ids[u].decode()]
+                if len(mat) < spec.length:
+                    saw_short = True
+                    assert start == 0
+                    np.testing.assert_array_equal(batch[row], mat[np.arange(spec.length) % len(mat)])
+                else:
+                    np.testing.assert_array_equal(batch[row], mat[start:start + spec.length])
+        if mode == "repeat":
+            assert saw_short

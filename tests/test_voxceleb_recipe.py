@@ -81,7 +81,7 @@ def test_recipe_on_replicas(tmp_path):
         assert enrol.feats is not None and enrol.utts() == enrol.enrol == DataDir.load(data / name).enrol
     start = time.monotonic()
     run(work, "--stage", "6", "--stop-stage", "6", "--systems", "baseline_aam", "--train-opts",
-        "--set train.num_iters=2 --set data.batch_size=3 --set data.min_frames=50 --set data.max_frames=50 "
+        "--set train.num_iters=2 --set data.batch_size=3 --set data.min_frames=50 --set data.max_frames=50 --set data.min_utt_frames=50 "
         "--set data.num_workers=0 --set train.checkpoint_every=1", env=env)
     print(f"stage 6: {time.monotonic() - start:.1f} s")
     assert (work / "exp" / "baseline_aam" / "final.pt").is_file()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SAMPLERS = ("balanced", "random")
+SHORT_UTTS = ("shorten", "repeat")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -26,7 +27,10 @@ class DataConfig:
     sampler: str = "balanced"        # balanced: batch_size distinct classes, one utterance each; random: random utterances
     batch_size: int = 64             # per process (under DDP the global batch is batch_size x world size)
     min_frames: int = 200            # crop length is drawn uniformly in [min_frames, max_frames] per batch
-    max_frames: int = 200            # utterances shorter than min_frames are not used
+    max_frames: int = 200            # upper end of that range
+    min_utt_frames: int = 200        # utterances with fewer frames are not used for training (Kaldi v2 filters at 400)
+    short_utts: str = "shorten"      # a chosen utterance shorter than the crop: shorten (the batch's crops are cut
+                                     # to it, as Kaldi's egs) or repeat (it is tiled to the crop length, as WeSpeaker)
     num_workers: int = 2             # DataLoader worker processes (0: read in the training process)
     prefetch_batches: int = 4        # batches each worker reads ahead
 
@@ -76,6 +80,8 @@ class TrainConfig:
             (d.sampler in SAMPLERS, f"data.sampler must be one of {SAMPLERS}, got {d.sampler!r}"),
             (d.batch_size >= 1, "data.batch_size must be >= 1"),
             (1 <= d.min_frames <= d.max_frames, "need 1 <= data.min_frames <= data.max_frames"),
+            (d.min_utt_frames >= 1, "data.min_utt_frames must be >= 1"),
+            (d.short_utts in SHORT_UTTS, f"data.short_utts must be one of {SHORT_UTTS}, got {d.short_utts!r}"),
             (d.num_workers >= 0 and d.prefetch_batches >= 1, "data.num_workers must be >= 0, data.prefetch_batches >= 1"),
             (o.name in OPTIMIZERS, f"optim.name must be one of {OPTIMIZERS}, got {o.name!r}"),
             (o.lr > 0 and o.weight_decay >= 0 and o.grad_clip >= 0 and o.warmup_iters >= 0,

@@ -195,7 +195,8 @@ class FeatIndex:
 
 class CropDataset(torch.utils.data.Dataset):
     """``dataset[spec]`` reads the crops a :class:`~dropclass_lib.training.sampler.BatchSpec`
-    names: ``{"feats": (B, T, D) float32, "classes": (B,) int64, "iteration": int}``."""
+    names: ``{"feats": (B, T, D) float32, "classes": (B,) int64, "iteration": int}``; an
+    utterance shorter than the crop is tiled (repeated from its start) to the crop length."""
 
     def __init__(self, index: FeatIndex):
         self.index = index
@@ -205,7 +206,9 @@ class CropDataset(torch.utils.data.Dataset):
         ix = self.index
         crops = np.empty((len(spec.utts), spec.length, ix.feat_dim), dtype=np.float32)
         for row, (utt, start) in enumerate(zip(spec.utts, spec.starts)):
-            crops[row] = self.reader.rows(int(ix.ark_index[utt]), int(ix.offsets[utt]), int(start), spec.length)
+            n = min(spec.length, int(ix.num_frames[utt]) - int(start))
+            rows = self.reader.rows(int(ix.ark_index[utt]), int(ix.offsets[utt]), int(start), n)
+            crops[row] = rows if n == spec.length else rows[np.arange(spec.length) % n]
         return {"feats": torch.from_numpy(crops),
                 "classes": torch.from_numpy(ix.labels[spec.utts].astype(np.int64)),
                 "iteration": spec.iteration}

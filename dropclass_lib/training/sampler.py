@@ -17,7 +17,10 @@ checkpoint after iteration ``i`` stores exactly that: resuming replays the same 
 
 Under DDP every rank plans the same *global* batch of ``batch_size x world_size`` and keeps its
 own slice, so ranks see distinct classes (balanced) or utterances (random). The crop length is
-drawn per batch in ``[min_frames, max_frames]`` and shortened to the shortest utterance chosen.
+drawn per batch in ``[min_frames, max_frames]``; an utterance shorter than it either shortens the
+whole batch's crop to its length (``short_utts="shorten"``, Kaldi's egs) or is tiled to the crop
+length (``"repeat"``, WeSpeaker's repeat padding: corpora of short words then still let longer
+corpora train on long crops).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class BatchSpec:
 
 class BatchSampler:
     def __init__(self, index: FeatIndex, schedule: DropSchedule, kind: str, batch_size: int,
-                 min_frames: int, max_frames: int, seed: int, rank: int = 0, world_size: int = 1):
+                 min_frames: int, max_frames: int, seed: int, rank: int = 0, world_size: int = 1,
+                 short_utts: str = "shorten"):
         global_size = batch_size * world_size
         if kind == "balanced" and global_size > schedule.num_sampleable():
             raise ValueError(f"a balanced batch needs {global_size} distinct classes (batch_size x processes) "
@@ -52,6 +56,7 @@ class BatchSampler:
         self.index, self.schedule, self.kind = index, schedule, kind
         self.batch_size, self.global_size = batch_size, global_size
         self.min_frames, self.max_frames, self.seed = min_frames, max_frames, seed
+        self.short_utts = short_utts
         self.rank = rank
         self.next_iteration = 0
         self.pool = np.zeros(0, dtype=np.int64)
@@ -85,8 +90,11 @@ class BatchSampler:
         utts = self._balanced(rng, sampleable) if self.kind == "balanced" else self._random(rng, sampleable)
         utts = utts[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
         frames = self.index.num_frames[utts].astype(np.int64)
-        length = int(min(rng.integers(self.min_frames, self.max_frames + 1), frames.min()))
-        starts = (rng.random(len(utts)) * (frames - length + 1)).astype(np.int64)
+        length = int(rng.integers(self.min_frames, self.max_frames + 1))
+        if self.short_utts == "shorten":
+            length = min(length, int(frames.min()))
+        # utterances shorter than the crop (only with "repeat") start at 0 and are tiled by the dataset
+        starts = (rng.random(len(utts)) * np.maximum(frames - length + 1, 1)).astype(np.int64)
         return BatchSpec(iteration, utts, starts, length)
 
     def _balanced(self, rng: np.random.Generator, sampleable: np.ndarray) -> np.ndarray:

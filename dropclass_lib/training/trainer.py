@@ -156,7 +156,7 @@ class _Run:
     def __init__(self, cfg: TrainConfig, data_dir: Path, exp_dir: Path, env: distributed.DistEnv,
                  init_model: TrainedModel | None, class_state: ClassState | None):
         self.cfg, self.exp_dir, self.env = cfg, exp_dir, env
-        self.index = FeatIndex.from_data_dir(data_dir, cfg.data.min_frames)
+        self.index = FeatIndex.from_data_dir(data_dir, cfg.data.min_utt_frames)
         self.state = class_state or ClassState.full(self.index.classes)
         if self.state.num_classes != len(self.index.classes):
             raise UserError(f"class state has {self.state.num_classes} data classes, {data_dir} has {len(self.index.classes)}")
@@ -165,7 +165,7 @@ class _Run:
             self.schedule = DropSchedule(cfg.dropclass, self.state, cfg.train.seed)
             self.sampler = BatchSampler(self.index, self.schedule, cfg.data.sampler, cfg.data.batch_size,
                                         cfg.data.min_frames, cfg.data.max_frames, cfg.train.seed,
-                                        env.rank, env.world_size)
+                                        env.rank, env.world_size, cfg.data.short_utts)
         except ValueError as err:
             raise UserError(str(err)) from None
         seed_everything(cfg.train.seed)
@@ -288,7 +288,7 @@ class _Run:
         writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=start)
         ix = self.index
         log.info(f"training {self.cfg.model.extractor} + {self.cfg.model.head} on {len(ix)} utterances of "
-                 f"{len(ix.classes)} speakers ({ix.num_skipped_short} shorter than {self.cfg.data.min_frames} "
+                 f"{len(ix.classes)} speakers ({ix.num_skipped_short} shorter than {self.cfg.data.min_utt_frames} "
                  f"frames left out), {ix.feat_dim}-dim features, {sum(p.numel() for p in self.net.parameters())} "
                  f"parameters, {self.env.world_size} process(es) on {self.env.device}, iterations {start}..{self.cfg.train.num_iters}")
         return writer, handler
