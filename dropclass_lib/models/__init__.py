@@ -24,4 +24,4 @@ def build_extractor(name: str, **kwargs) -> nn.Module:
     return EXTRACTORS.build(name, **kwargs)
 
 
-from dropclass_lib.models import etdnn, ftdnn, tdnn  # noqa: E402,F401  (registers the extractors)
+from dropclass_lib.models import ecapa, etdnn, ftdnn, resnet, tdnn  # noqa: E402,F401  (registers the extractors)
