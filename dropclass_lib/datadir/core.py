@@ -2,8 +2,8 @@
 
 Files handled (all keyed by utterance id unless noted, all sorted with ``LC_ALL=C``):
 ``utt2spk`` (required), ``spk2utt`` (keyed by speaker; always regenerated from utt2spk on
-writing), ``wav.scp``, ``feats.scp``, ``vad.scp``, ``utt2num_frames``, ``utt2dur``,
-``trials`` (``enrol-utt test-utt target|nontarget``, kept in its own order) and
+writing), ``wav.scp``, ``feats.scp``, ``vad.scp``, ``utt2num_frames``, ``utt2dur``, ``text``
+(transcripts), ``trials`` (``enrol-utt test-utt target|nontarget``, kept in its own order) and
 ``enrol.list`` (one enrolment utterance per line). Cross-file consistency is checked by
 :func:`dropclass_lib.datadir.validate.validate_data_dir`, not here.
 """
@@ -29,6 +29,7 @@ UTT_TABLES = {
     "vad.scp": "vad",
     "utt2num_frames": "utt2num_frames",
     "utt2dur": "utt2dur",
+    "text": "text",
 }
 #: every file this module reads or writes
 KNOWN_FILES = ("utt2spk", "spk2utt", *UTT_TABLES, "trials", "enrol.list")
@@ -62,7 +63,7 @@ def read_utt_table(path: str | os.PathLike, name: str, strict: bool = True) -> d
     order and a line repeated verbatim counts once; a key repeated with another value is
     always an error.
     """
-    whole_rest = name in ("wav.scp", "feats.scp", "vad.scp")
+    whole_rest = name in ("wav.scp", "feats.scp", "vad.scp", "text")
     parse, expected = _VALUE_PARSERS.get(name, (None, ""))
     table: dict[str, object] = {}
     for lineno, key, fields, line in iter_table(path, min_fields=2, max_fields=None if whole_rest else 2,
@@ -126,6 +127,7 @@ class DataDir:
     vad: dict[str, str] | None = None
     utt2num_frames: dict[str, int] | None = None
     utt2dur: dict[str, float] | None = None
+    text: dict[str, str] | None = None
     trials: Trials | None = None
     enrol: list[str] | None = None
 
