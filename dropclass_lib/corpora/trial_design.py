@@ -1,7 +1,8 @@
 """Deterministic trial lists for a speaker-labelled evaluation set.
 
 Each speaker contributes ``enrol_per_speaker`` enrolment utterances (one utterance per trial
-side, as in VoxCeleb's lists). Each enrolment utterance is paired with the speaker's other
+side, as in VoxCeleb's lists): drawn at random, or the speaker's first ones in ``LC_ALL=C``
+order (``enrol_choice: first``, to reproduce a published list design). Each enrolment utterance is paired with the speaker's other
 utterances (target trials) and with utterances of *other speakers of the same group*
 (nontarget trials); a group is a corpus when several are pooled, so that no trial compares
 voices across corpora (such impostors are trivially rejected and would flatter any system).
@@ -10,6 +11,7 @@ The same inputs and seed always give the same list, whatever the order of ``utt2
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -20,6 +22,10 @@ from dropclass_lib.tables import c_sorted
 from dropclass_lib.trials import Trials
 
 
+#: how a speaker's enrolment utterances are chosen
+ENROL_CHOICES = ("random", "first")
+
+
 @dataclass
 class TrialDesign:
     """How trials are drawn (the ``trials`` section of a corpus config, or script options)."""
@@ -27,10 +33,13 @@ class TrialDesign:
     enrol_per_speaker: int = 2             # enrolment utterances per speaker
     max_targets_per_enrol: Optional[int] = None  # None: all the speaker's other utterances
     nontargets_per_enrol: Optional[int] = 40     # None: every utterance of every other speaker
+    enrol_choice: str = "random"           # "random" (seeded draw) or "first" (first in LC_ALL=C order)
 
     def validate(self) -> None:
         if self.enrol_per_speaker < 1:
             raise ValueError("trials.enrol_per_speaker must be at least 1")
+        if self.enrol_choice not in ENROL_CHOICES:
+            raise ValueError(f"trials.enrol_choice must be one of {', '.join(ENROL_CHOICES)}, got {self.enrol_choice!r}")
         for name in ("max_targets_per_enrol", "nontargets_per_enrol"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -56,7 +65,10 @@ def design_trials(utt2spk: Mapping[str, str], design: TrialDesign, seed: int,
         if len(utts) < 2:
             continue
         n_enrol = min(design.enrol_per_speaker, len(utts) - 1)
-        enrols = c_sorted(rng.choice(utts, size=n_enrol, replace=False).tolist())
+        if design.enrol_choice == "first":
+            enrols = utts[:n_enrol]
+        else:
+            enrols = c_sorted(rng.choice(utts, size=n_enrol, replace=False).tolist())
         impostors = [u for u in group_utts[group[spk]] if utt2spk[u] != spk]
         for enrol in enrols:
             targets = [u for u in utts if u != enrol]
@@ -75,3 +87,45 @@ def _pick(rng: np.random.Generator, pool: list[str], limit: int | None) -> list[
     if limit is None or limit >= len(pool):
         return pool
     return rng.choice(pool, size=limit, replace=False).tolist()
+
+
+def _count_or_all(text: str) -> int | None:
+    """An option value that is a count >= 1, or ``all`` (no cap)."""
+    if text.lower() in ("all", "none", "null"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or 'all', got {text!r}")
+    return value
+
+
+def add_trial_options(parser, design: TrialDesign) -> None:
+    """Add the trial-design options of every script that writes trials to ``parser`` (an
+    ``ArgumentParser`` or an argument group), with the defaults of ``design``."""
+    parser.add_argument("--enrol-per-speaker", type=int, default=design.enrol_per_speaker,
+                        help="enrolment utterances per speaker")
+    parser.add_argument("--enrol-choice", choices=ENROL_CHOICES, default=design.enrol_choice,
+                        help="enrolment utterances: drawn at random (with --seed), or each speaker's "
+                             "first ones in LC_ALL=C order")
+    parser.add_argument("--targets-per-enrol", "--max-targets-per-enrol", dest="max_targets_per_enrol",
+                        type=_count_or_all, default=design.max_targets_per_enrol, metavar="N",
+                        help="target trials per enrolment utterance, drawn from the speaker's other "
+                             "utterances ('all', shown as None: every one)")
+    parser.add_argument("--nontargets-per-enrol", type=_count_or_all, default=design.nontargets_per_enrol,
+                        metavar="N", help="impostor trials per enrolment utterance, drawn from the other "
+                                          "speakers' utterances of the same set ('all', shown as None: every one)")
+
+
+def design_from_args(args: argparse.Namespace) -> TrialDesign:
+    """The :class:`TrialDesign` of the options of :func:`add_trial_options`; an invalid one is a
+    :class:`UserError` naming the option."""
+    design = TrialDesign(args.enrol_per_speaker, args.max_targets_per_enrol, args.nontargets_per_enrol,
+                         args.enrol_choice)
+    try:
+        design.validate()
+    except ValueError as err:
+        raise UserError(str(err).replace("trials.", "--").replace("_", "-")) from None
+    return design
