@@ -3,7 +3,10 @@
 A preparation script only has to say how a corpus names its files: :func:`scan_corpus` walks
 the corpus and turns each audio file into ``(utterance id, speaker id, path)`` with a
 corpus-specific parser; :func:`write_split` chooses the test speakers, writes the train and
-test data directories and the test trials.
+test data directories and the test trials. A corpus that ships its own lists instead
+(``wav.scp`` naming files relative to the corpus root) finds each listed file with
+:func:`find_audio`, which also accepts the same recording in another format, and writes each
+list with :func:`write_data_dir`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from dropclass_lib.corpora.trial_design import TrialDesign, design_trials
+from dropclass_lib.corpora.trial_design import TrialDesign, add_trial_options, design_from_args, design_trials
 from dropclass_lib.datadir import DataDir
 from dropclass_lib.errors import UserError
 from dropclass_lib.tables import c_sorted, iter_lines
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
+#: formats a listed recording may be stored in, the lossless ones first (see find_audio)
+LISTED_AUDIO_EXTENSIONS = (".WAV", ".wav", ".FLAC", ".flac", ".opus")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Utterance:
     utt: str    # speaker-prefixed utterance id
     spk: str
     path: str   # absolute path of the audio file
+    text: Optional[str] = None  # transcript, when the corpus has one
 
 
 def scan_corpus(root: str | os.PathLike, subdir: str,
@@ -59,6 +65,16 @@ def scan_corpus(root: str | os.PathLike, subdir: str,
     return [found[u] for u in c_sorted(found)]
 
 
+def find_audio(root: Path, listed: str) -> Optional[Path]:
+    """The audio file of a path listed relative to ``root``: the first that exists of the
+    listed name with each extension of :data:`LISTED_AUDIO_EXTENSIONS` (so a lossless copy wins
+    over an Opus one, whichever the list names), then the listed name itself. ``None`` when
+    there is none."""
+    path = root / listed
+    candidates = [*(path.with_suffix(ext) for ext in LISTED_AUDIO_EXTENSIONS), path]
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
 def wav_entry(path: str) -> str:
     """The ``wav.scp`` value for ``path``: the path itself, or, when it holds whitespace (which
     a Kaldi table cannot), a command that pipes the file, as Kaldi recipes do."""
@@ -74,12 +90,7 @@ def add_split_options(parser: argparse.ArgumentParser, default_num_test: int, de
     g.add_argument("--num-test-speakers", type=int, default=default_num_test,
                    help="number of test speakers, drawn at random with --seed (when --test-speakers is not given)")
     g.add_argument("--seed", type=int, default=0, help="seed of the speaker draw and of the trials")
-    g.add_argument("--enrol-per-speaker", type=int, default=design.enrol_per_speaker,
-                   help="enrolment utterances per test speaker")
-    g.add_argument("--max-targets-per-enrol", type=int, default=design.max_targets_per_enrol,
-                   help="cap on target trials per enrolment utterance (None: all)")
-    g.add_argument("--nontargets-per-enrol", type=int, default=design.nontargets_per_enrol,
-                   help="impostor trials per enrolment utterance (within this corpus)")
+    add_trial_options(g, design)
 
 
 def read_speaker_option(value: str) -> list[str]:
@@ -108,26 +119,29 @@ def choose_test_speakers(speakers: Iterable[str], test_speakers: Optional[list[s
     return chosen
 
 
+def write_data_dir(utts: list[Utterance], path: str | os.PathLike, design: Optional[TrialDesign] = None,
+                   seed: int = 0) -> None:
+    """Write ``utts`` as a data directory at ``path`` (``text`` when every utterance has a
+    transcript), with trials and ``enrol.list`` drawn with ``design`` and ``seed`` if given."""
+    d = DataDir(utt2spk={u.utt: u.spk for u in utts}, wav={u.utt: wav_entry(u.path) for u in utts})
+    if utts and all(u.text is not None for u in utts):
+        d.text = {u.utt: u.text for u in utts}
+    if design is not None:
+        d.trials = design_trials(d.utt2spk, design, seed)
+        d.enrol = d.trials.enrol_utts()
+    d.write(path)
+
+
 def write_split(utts: list[Utterance], test_speakers: list[str], data_dir: str | os.PathLike,
                 design: TrialDesign, seed: int) -> None:
     """Write ``data_dir/train`` (all other speakers) and ``data_dir/test`` (with trials)."""
     test = set(test_speakers)
-    for split, keep in (("train", lambda u: u.spk not in test), ("test", lambda u: u.spk in test)):
-        part = [u for u in utts if keep(u)]
-        d = DataDir(utt2spk={u.utt: u.spk for u in part}, wav={u.utt: wav_entry(u.path) for u in part})
-        if split == "test":
-            d.trials = design_trials(d.utt2spk, design, seed)
-            d.enrol = d.trials.enrol_utts()
-        d.write(Path(data_dir) / split)
+    write_data_dir([u for u in utts if u.spk not in test], Path(data_dir) / "train")
+    write_data_dir([u for u in utts if u.spk in test], Path(data_dir) / "test", design, seed)
 
 
 def prepare(args: argparse.Namespace, utts: list[Utterance], default_test: Optional[list[str]] = None) -> None:
     """Common tail of a preparation script: choose test speakers, write data dirs and trials."""
     test_speakers = read_speaker_option(args.test_speakers) if args.test_speakers else default_test
     chosen = choose_test_speakers((u.spk for u in utts), test_speakers, args.num_test_speakers, args.seed)
-    design = TrialDesign(args.enrol_per_speaker, args.max_targets_per_enrol, args.nontargets_per_enrol)
-    try:
-        design.validate()
-    except ValueError as err:
-        raise UserError(str(err).replace("trials.", "--").replace("_", "-")) from None
-    write_split(utts, chosen, args.data_dir, design, args.seed)
+    write_split(utts, chosen, args.data_dir, design_from_args(args), args.seed)
