@@ -3,6 +3,9 @@
 Every extractor maps features ``(batch, frames, feat_dim)`` to embeddings ``(batch, emb_dim)``
 and exposes ``emb_dim``, ``receptive_field`` and ``after_step(iteration)`` (a hook the trainer
 calls after each optimiser step: the F-TDNN applies its semi-orthogonal constraint there).
+Registered: ``tdnn``, ``etdnn``, ``ftdnn`` (unpadded convolutions: an input shorter than the
+receptive field is replication-padded to it) and ``ecapa_tdnn``, ``resnet34`` (zero-padded
+convolutions: any input of one frame or more goes through as it is).
 
     build_extractor("tdnn", input_dim=30, frame_dims=[256, 256, 256, 256, 750], emb_dim=256)
 
