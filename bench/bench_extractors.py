@@ -103,8 +103,8 @@ def main(argv=None) -> int:
     for label in args.models:
         name, opts = MODELS[label]
         r = measure(name, opts, args)
-        print(f"{label:<18} {name:<11} {r['params'] / 1e6:7.2f}M {r['train_fps']:11.0f} {r['train_s']:7.2f} {r['train_cpu_fps']:15.0f} "
-              f"{r['batch_fps']:19.0f} {r['utt_fps']:20.0f}", flush=True)
+        print(f"{label:<18} {name:<11} {r['params'] / 1e6:7.2f}M {r['train_fps']:11.0f} {r['train_s']:7.2f} "
+              f"{r['train_cpu_fps']:15.0f} {r['batch_fps']:19.0f} {r['utt_fps']:20.0f}", flush=True)
     return 0
 
 

@@ -45,7 +45,8 @@ class ConvReluBN(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, kernel_size: int = 1, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv1d(in_dim, out_dim, kernel_size, dilation=dilation, padding=dilation * (kernel_size - 1) // 2)
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel_size, dilation=dilation,
+                              padding=dilation * (kernel_size - 1) // 2)
         self.relu = nn.ReLU()
         self.bn = nn.BatchNorm1d(out_dim)
         self.context_span = (kernel_size - 1) * dilation
