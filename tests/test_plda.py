@@ -1,5 +1,7 @@
 """LDA and PLDA back-end: EM against the closed-form ML estimate, scoring against a direct LLR."""
 
+import logging
+
 import numpy as np
 import pytest
 from scipy.linalg import eigh
@@ -58,12 +60,13 @@ def test_lda_matches_generalised_eigenproblem():
     rng = np.random.default_rng(2)
     x, labels, _, _ = two_cov_data(rng, 30, rng.integers(1, 9, size=30), 8)
     x = x - x.mean(axis=0)
-    # Speaker-weighted covariances, written out per speaker (each speaker has weight 1).
+    # Utterance-weighted covariances (Kaldi's), written out per speaker: speaker s weighs n_s / N.
     spks = np.unique(labels)
-    within = sum(np.cov(x[labels == s].T, bias=True).reshape(8, 8) if (labels == s).sum() > 1
-                 else np.zeros((8, 8)) for s in spks) / spks.size
+    n = np.array([(labels == s).sum() for s in spks])
+    within = sum(n_s * np.cov(x[labels == s].T, bias=True).reshape(8, 8) if n_s > 1
+                 else np.zeros((8, 8)) for s, n_s in zip(spks, n)) / n.sum()
     means = np.stack([x[labels == s].mean(axis=0) for s in spks])
-    between = np.cov(means.T, bias=True)
+    between = np.cov(means.T, bias=True, aweights=n)
     lda = train_lda(x, labels, dim=5)
     assert lda.shape == (5, 8)
     np.testing.assert_allclose(lda @ within @ lda.T, np.eye(5), atol=1e-8)
@@ -71,13 +74,25 @@ def test_lda_matches_generalised_eigenproblem():
     np.testing.assert_allclose(lda @ between @ lda.T, np.diag(top), atol=1e-8)
 
 
-def test_lda_dim_is_capped_by_speakers_and_dim():
+def test_lda_dim_is_capped_by_speakers_and_dim(caplog):
+    """The between-class covariance has rank <= speakers - 1: the dimension is capped there (and
+    at the input dimension) with a warning; below the cap nothing is said."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(40, 6))
-    assert train_lda(x, np.arange(40) % 4, dim=200).shape == (3, 6)
-    assert train_lda(x, np.arange(40) % 20, dim=200).shape == (6, 6)
+    with caplog.at_level(logging.WARNING, logger="dropclass_lib.backends.lda"):
+        assert train_lda(x, np.arange(40) % 4, dim=200).shape == (3, 6)
+        assert "LDA dimension 200 capped to 3" in caplog.text
+        caplog.clear()
+        assert train_lda(x, np.arange(40) % 20, dim=200).shape == (6, 6)
+        assert "LDA dimension 200 capped to 6" in caplog.text
+        caplog.clear()
+        assert train_lda(x, np.arange(40) % 4, dim=3).shape == (3, 6)
+        assert train_lda(x, np.arange(40) % 20, dim=2).shape == (2, 6)
+        assert caplog.text == ""
     with pytest.raises(UserError, match="at least 2 speakers"):
         train_lda(x, np.zeros(40), dim=3)
+    with pytest.raises(UserError, match="a speaker with at least 2 utterances"):
+        train_lda(x, np.arange(40), dim=3)
 
 
 def test_plda_scores_equal_direct_log_likelihood_ratio():
