@@ -2,7 +2,7 @@
 
 The option names and defaults are Kaldi's (``compute-mfcc-feats`` / ``compute-fbank-feats``),
 with the VoxCeleb recipe's MFCC settings: 30 mel bins, 30 cepstra, 20-7600 Hz, no snipped
-edges. Four points where a plain call of lhotse would differ from Kaldi:
+edges. The points where a plain call of lhotse 1.33 would differ from Kaldi:
 
 * Kaldi reads 16-bit audio as integer-valued floats; we scale the [-1, 1] samples by
   ``waveform_scale`` (32768) so log energies and filterbank values, and hence the energy VAD
@@ -14,8 +14,15 @@ edges. Four points where a plain call of lhotse would differ from Kaldi:
   put the log energy into column 0 ourselves.
 * lhotse squares the complex magnitude (``X.abs() ** 2``: a square root, then its square); we
   give its layer Kaldi's power spectrum, re^2 + im^2 (``X * conj(X)``), which equals it to float
-  rounding (relative 3e-7) at a fifth of the cost. Everything else (dither, framing, DC removal,
-  log energy, pre-emphasis, window, FFT, mel banks, log, DCT, lifter) is lhotse's layer.
+  rounding (relative 3e-7) at a fifth of the cost.
+* lhotse's Blackman window is periodic (``2 pi n / N``), Kaldi's symmetric (``2 pi n / (N - 1)``);
+  its lifter must be a non-zero integer, Kaldi's is any real number (0: none); it takes the log
+  energy as ``log(E + 1e-15)`` where Kaldi floors E at FLT_EPSILON (digital silence: -15.9, not
+  -34.5, which matters to the energy VAD's mean-based threshold). We give its layer Kaldi's
+  Blackman window and lifter and floor the log energy as Kaldi (``dropclass_lib.kaldi_analysis``).
+
+Everything else (dither, framing, DC removal, pre-emphasis, FFT, mel banks, log, DCT) is
+lhotse's layer.
 
 """
 
@@ -36,6 +43,7 @@ import yaml
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.audio import read_audio
 from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.kaldi_analysis import LOG_ENERGY_FLOOR, blackman_window, lifter_coefficients
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import iter_table, read_kv
 
@@ -69,7 +77,7 @@ class _FrameConfig:
     raw_energy: bool = True
     """Log energy computed before pre-emphasis and windowing."""
     energy_floor: float = 0.0
-    """Floor on the log energy's argument (0: none, as Kaldi's default)."""
+    """Floor on the log energy's argument (0: none beyond FLT_EPSILON, as Kaldi's default)."""
     waveform_scale: float = 32768.0
     """Samples in [-1, 1] are multiplied by this before analysis (Kaldi's int16 scale)."""
 
@@ -104,6 +112,7 @@ class MfccFeatConfig(_FrameConfig):
     num_mel_bins: int = 30
     num_ceps: int = 30
     cepstral_lifter: float = 22.0
+    """Kaldi's lifter ``1 + Q/2 sin(pi i / Q)`` on cepstrum i; any real Q, 0 = none."""
     use_energy: bool = True
     """Replace C0 by the frame's log energy (Kaldi's default; the energy VAD reads it)."""
 
@@ -173,15 +182,24 @@ class FeatureExtractor:
         self._torch = torch
         self._frame = _get_strided_batch
         self.cfg = cfg
+        self._lifter = None
         if isinstance(cfg, MfccFeatConfig):
-            self._lhotse = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps,
-                                           cepstral_lifter=int(cfg.cepstral_lifter)))
+            # lhotse's lifter takes an integer and fails for 0: build the layer with its default,
+            # switch its lifter off and apply Kaldi's real-valued one in _analyse.
+            self._lhotse = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps))
+            self._lhotse.extractor.cepstral_lifter = 0
+            if cfg.cepstral_lifter != 0:
+                self._lifter = torch.from_numpy(lifter_coefficients(cfg.num_ceps, cfg.cepstral_lifter)).float()
             self.dim = cfg.num_ceps
         else:
             self._lhotse = Fbank(FbankConfig(**cfg.lhotse_kwargs()))
             self.dim = cfg.num_mel_bins + int(cfg.use_energy)
         self._module = self._lhotse.extractor
         self._module._to_spec = _power_spectrum
+        if cfg.window_type == "blackman":
+            win = self._module.wav2win
+            with torch.no_grad():
+                win._window.copy_(torch.from_numpy(blackman_window(win._length)))
         self._mfcc_energy = isinstance(cfg, MfccFeatConfig) and cfg.use_energy
 
     def num_frames(self, num_samples: int) -> int:
@@ -213,7 +231,11 @@ class FeatureExtractor:
             for start in range(0, frames.shape[0], self.BLOCK_FRAMES):
                 block = frames[start:start + self.BLOCK_FRAMES].unsqueeze(0)
                 windowed, log_energy = self._module.wav2win._forward_strided(block)
+                if log_energy is not None:
+                    log_energy = log_energy.clamp_(min=LOG_ENERGY_FLOOR)
                 feats = self._module._forward_strided(windowed, None if self._mfcc_energy else log_energy)
+                if self._lifter is not None:
+                    feats *= self._lifter
                 if self._mfcc_energy:
                     feats[..., 0] = log_energy
                 out[start:start + block.shape[1]] = feats[0]

@@ -1,0 +1,34 @@
+"""Kaldi's per-frame analysis constants where lhotse's layer departs from Kaldi
+(``feature-window.cc``, ``feature-mfcc.cc``): the Blackman window, the cepstral lifter and the
+floor of the log energy. ``FeatureExtractor`` puts these into lhotse's layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLT_EPSILON = float(np.finfo(np.float32).eps)
+"""Kaldi floors the frame energy (and the mel energies) at this before taking the log."""
+LOG_ENERGY_FLOOR = float(np.log(FLT_EPSILON))
+"""log(FLT_EPSILON) = -15.94: the log energy of a frame of digital silence in Kaldi."""
+
+
+def blackman_window(length: int, blackman_coeff: float = 0.42) -> np.ndarray:
+    """Kaldi's Blackman window of ``length`` samples (float64): symmetric, its cosines run over
+    ``2 pi n / (length - 1)``. lhotse 1.33's runs over ``2 pi n / length`` (periodic), which
+    moves MFCCs by 0.2-0.4; its other windows are Kaldi's to float rounding.
+    """
+    a = 2 * np.pi / (length - 1)
+    n = np.arange(length)
+    return blackman_coeff - 0.5 * np.cos(a * n) + (0.5 - blackman_coeff) * np.cos(2 * a * n)
+
+
+def lifter_coefficients(num_ceps: int, cepstral_lifter: float) -> np.ndarray:
+    """Kaldi's cepstral lifter ``1 + Q/2 sin(pi i / Q)`` for a real Q; all ones for Q = 0 (none).
+
+    lhotse's layer takes an integer Q and cannot be built with Q = 0.
+    """
+    if cepstral_lifter == 0:
+        return np.ones(num_ceps)
+    i = np.arange(num_ceps)
+    return 1.0 + 0.5 * cepstral_lifter * np.sin(np.pi * i / cepstral_lifter)
