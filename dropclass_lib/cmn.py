@@ -57,7 +57,7 @@ def _restrict_table(src: Path, dst: Path, keep: set[str]) -> None:
 
 
 def _write_data_dir(data_in: Path, data_out: Path, kept: set[str]) -> dict[str, int]:
-    """utt2spk, spk2utt, wav.scp, trials and enrol.list of ``data_in`` restricted to ``kept``."""
+    """utt2spk, spk2utt, wav.scp, utt2aug, trials and enrol.list of ``data_in`` restricted to ``kept``."""
     counts = {}
     utt2spk = read_kv(data_in / "utt2spk")
     utt2spk = {u: s for u, s in utt2spk.items() if u in kept}
@@ -66,8 +66,9 @@ def _write_data_dir(data_in: Path, data_out: Path, kept: set[str]) -> dict[str, 
     for utt in sorted(utt2spk, key=lambda u: u.encode()):
         spk2utt.setdefault(utt2spk[utt], []).append(utt)
     write_table(data_out / "spk2utt", spk2utt)
-    if (data_in / "wav.scp").is_file():
-        _restrict_table(data_in / "wav.scp", data_out / "wav.scp", kept)
+    for audio in ("wav.scp", "utt2aug"):  # the audio: files/commands, or rendered (augmentation)
+        if (data_in / audio).is_file():
+            _restrict_table(data_in / audio, data_out / audio, kept)
     if (data_in / "trials").is_file():
         trials = read_trials(data_in / "trials")
         mask = np.array([e in kept and t in kept for e, t in zip(trials.enrol, trials.test)], dtype=bool)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Combine several Kaldi data directories into DEST_DIR. An utterance id present in two
 inputs is an error (prefix one with utils/copy_data_dir.py). A per-utterance file is
-combined only if every input has it; trials are concatenated."""
+combined only if every input has it, except the audio: wav.scp and utt2aug (augmented or
+speed-perturbed utterances) are kept when every input has one of them. Trials are concatenated."""
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.datadir import combine, validate_data_dir

@@ -2,7 +2,8 @@
 
 Files handled (all keyed by utterance id unless noted, all sorted with ``LC_ALL=C``):
 ``utt2spk`` (required), ``spk2utt`` (keyed by speaker; always regenerated from utt2spk on
-writing), ``wav.scp``, ``feats.scp``, ``vad.scp``, ``utt2num_frames``, ``utt2dur``, ``text``
+writing), ``wav.scp``, ``utt2aug`` (rendered audio, :mod:`dropclass_lib.datadir.utt2aug`),
+``feats.scp``, ``vad.scp``, ``utt2num_frames``, ``utt2dur``, ``text``
 (transcripts), ``trials`` (``enrol-utt test-utt target|nontarget``, kept in its own order) and
 ``enrol.list`` (one enrolment utterance per line). Cross-file consistency is checked by
 :func:`dropclass_lib.datadir.validate.validate_data_dir`, not here.
@@ -25,12 +26,15 @@ from dropclass_lib.trials import Trials, read_trials, write_trials
 #: per-utterance tables other than utt2spk: file name -> DataDir attribute
 UTT_TABLES = {
     "wav.scp": "wav",
+    "utt2aug": "aug",
     "feats.scp": "feats",
     "vad.scp": "vad",
     "utt2num_frames": "utt2num_frames",
     "utt2dur": "utt2dur",
     "text": "text",
 }
+#: the tables that describe an utterance's audio: each utterance is in exactly one of them
+AUDIO_TABLES = ("wav.scp", "utt2aug")
 #: every file this module reads or writes
 KNOWN_FILES = ("utt2spk", "spk2utt", *UTT_TABLES, "trials", "enrol.list")
 
@@ -63,7 +67,7 @@ def read_utt_table(path: str | os.PathLike, name: str, strict: bool = True) -> d
     order and a line repeated verbatim counts once; a key repeated with another value is
     always an error.
     """
-    whole_rest = name in ("wav.scp", "feats.scp", "vad.scp", "text")
+    whole_rest = name in ("wav.scp", "utt2aug", "feats.scp", "vad.scp", "text")
     parse, expected = _VALUE_PARSERS.get(name, (None, ""))
     table: dict[str, object] = {}
     for lineno, key, fields, line in iter_table(path, min_fields=2, max_fields=None if whole_rest else 2,
@@ -128,6 +132,7 @@ class DataDir:
     utt2num_frames: dict[str, int] | None = None
     utt2dur: dict[str, float] | None = None
     text: dict[str, str] | None = None
+    aug: dict[str, str] | None = None
     trials: Trials | None = None
     enrol: list[str] | None = None
 

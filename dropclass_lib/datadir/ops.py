@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from dropclass_lib.datadir.core import KNOWN_FILES, UTT_TABLES, DataDir
+from dropclass_lib.datadir.core import AUDIO_TABLES, KNOWN_FILES, UTT_TABLES, DataDir
 from dropclass_lib.datadir.validate import validate_data_dir
 from dropclass_lib.errors import UserError
 from dropclass_lib.trials import Trials
@@ -22,16 +22,22 @@ log = logging.getLogger(__name__)
 def fix_data_dir(path: str | os.PathLike) -> DataDir:
     """Repair the data directory at ``path`` in place, as Kaldi's ``fix_data_dir.sh``.
 
-    Keeps the utterances present in utt2spk and in every other per-utterance table, sorts
-    every table, regenerates spk2utt, drops trials that name a removed utterance and makes
+    Keeps the utterances present in utt2spk and in every other per-utterance table (in one of
+    wav.scp and utt2aug, which together describe the audio), sorts every table, regenerates spk2utt, drops trials that name a removed utterance and makes
     enrol.list their enrolment side. The original files are first copied to
     ``<path>/.backup/``. Returns the fixed data directory.
     """
     path = Path(path)
     dd = DataDir.load(path, strict=False)
     common = set(dd.utt2spk)
-    for table in dd.utt_tables().values():
-        common &= table.keys()
+    audio: set[str] = set()
+    for name, table in dd.utt_tables().items():
+        if name in AUDIO_TABLES:
+            audio |= table.keys()
+        else:
+            common &= table.keys()
+    if dd.wav is not None or dd.aug is not None:
+        common &= audio
     if not common:
         raise UserError(f"{path}: no utterance is present in all of utt2spk, {', '.join(dd.utt_tables())}")
     backup = path / ".backup"
@@ -41,9 +47,10 @@ def fix_data_dir(path: str | os.PathLike) -> DataDir:
             shutil.copyfile(path / name, backup / name)
     fixed = dd.subset(common)
     for name, table in {"utt2spk": dd.utt2spk, **dd.utt_tables()}.items():
-        if len(table) > len(fixed):
+        kept = len(table.keys() & fixed.utt2spk.keys())
+        if len(table) > kept:
             log.info("%s: dropped %d of %d lines of %s (utterance missing from another file)",
-                     path, len(table) - len(fixed), len(table), name)
+                     path, len(table) - kept, len(table), name)
     if dd.trials is not None:
         kept = 0 if fixed.trials is None else len(fixed.trials)
         if kept < len(dd.trials):
@@ -104,8 +111,9 @@ def subset_per_speaker(dd: DataDir, n: int) -> DataDir:
 def combine(dirs: Sequence[DataDir], names: Sequence[str]) -> DataDir:
     """Merge data directories (``names`` label them in messages); an utterance id in two is an error.
 
-    A per-utterance table is kept only if every input has it (logged otherwise); trials are
-    concatenated in input order and enrolment lists merged.
+    A per-utterance table is kept only if every input has it (logged otherwise), except that
+    wav.scp and utt2aug (the audio, files or rendered) are kept when every input has one of
+    them; trials are concatenated in input order and enrolment lists merged.
     """
     utt2spk: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -117,10 +125,12 @@ def combine(dirs: Sequence[DataDir], names: Sequence[str]) -> DataDir:
             origin[utt] = name
             utt2spk[utt] = spk
     tables = {}
+    audio_in_all = all(dd.wav is not None or dd.aug is not None for dd in dirs)
     for file_name, attr in UTT_TABLES.items():
         have = [getattr(dd, attr) for dd in dirs]
-        if all(t is not None for t in have):
-            tables[attr] = {k: v for t in have for k, v in t.items()}
+        if all(t is not None for t in have) or (file_name in AUDIO_TABLES and audio_in_all
+                                                      and any(t is not None for t in have)):
+            tables[attr] = {k: v for t in have if t is not None for k, v in t.items()}
         elif any(t is not None for t in have):
             log.warning("not every input has %s: the combined directory will not have one", file_name)
     with_trials = [dd.trials for dd in dirs if dd.trials is not None]

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterable
 
 from dropclass_lib.audio import is_pipe
-from dropclass_lib.datadir.core import UTT_TABLES, DataDir, read_spk2utt
+from dropclass_lib.datadir.core import AUDIO_TABLES, UTT_TABLES, DataDir, read_spk2utt
+from dropclass_lib.datadir.utt2aug import parse_aug
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.tables import iter_lines
 
@@ -63,18 +64,59 @@ def _check_keys(path: Path, dd: DataDir, name: str, table: dict) -> None:
                 raise _missing_error(path / "utt2spk", utt, f"utterance {utt!r} has no entry in {name}")
 
 
+def _audio_entry_problem(rx: str, check_files: bool) -> str | None:
+    """What is wrong with a wav.scp value (None if nothing)."""
+    if is_pipe(rx):
+        return "empty command before '|'" if not rx[:-1].strip() else None
+    if len(rx.split()) > 1:
+        return "malformed entry: a file path cannot contain spaces and a command must end with '|'"
+    if check_files and not os.path.isfile(rx):
+        return f"audio file {rx} does not exist"
+    return None
+
+
 def _check_wav(path: Path, wav: dict[str, str], check_files: bool) -> None:
     for utt, rx in wav.items():
-        problem = None
-        if is_pipe(rx):
-            if not rx[:-1].strip():
-                problem = "empty command before '|'"
-        elif len(rx.split()) > 1:
-            problem = "malformed entry: a file path cannot contain spaces and a command must end with '|'"
-        elif check_files and not os.path.isfile(rx):
-            problem = f"audio file {rx} does not exist"
+        problem = _audio_entry_problem(rx, check_files)
         if problem:
             raise _missing_error(path / "wav.scp", utt, problem)
+
+
+def _check_aug(path: Path, aug: dict[str, str], check_files: bool) -> None:
+    """Each utt2aug line parses, its source is a valid wav.scp value and its setup files exist."""
+    setups: set[str] = set()
+    for utt, value in aug.items():
+        try:
+            record = parse_aug(value)
+        except ValueError as err:
+            raise _missing_error(path / "utt2aug", utt, str(err)) from None
+        problem = _audio_entry_problem(record.source, check_files)
+        if problem:
+            raise _missing_error(path / "utt2aug", utt, f"source entry: {problem}")
+        for step in record.steps:
+            if check_files and step.setup not in setups:
+                if not os.path.isfile(step.setup):
+                    raise _missing_error(path / "utt2aug", utt, f"augmentation setup {step.setup} does not exist")
+                setups.add(step.setup)
+
+
+def _check_audio_keys(path: Path, dd: DataDir) -> None:
+    """Every utterance is in exactly one of wav.scp and utt2aug (when either is present)."""
+    wav, aug = dd.wav or {}, dd.aug or {}
+    for utt in aug:
+        if utt not in dd.utt2spk:
+            raise _missing_error(path / "utt2aug", utt, f"utterance {utt!r} is not in utt2spk")
+        if utt in wav:
+            raise _missing_error(path / "utt2aug", utt, f"utterance {utt!r} is also in wav.scp: its audio is "
+                                 "either a file/command (wav.scp) or rendered (utt2aug), not both")
+    for utt in wav:
+        if utt not in dd.utt2spk:
+            raise _missing_error(path / "wav.scp", utt, f"utterance {utt!r} is not in utt2spk")
+    if len(wav) + len(aug) != len(dd.utt2spk):
+        for utt in dd.utts():
+            if utt not in wav and utt not in aug:
+                raise _missing_error(path / "utt2spk", utt, f"utterance {utt!r} has no entry in "
+                                     f"{' or '.join(n for n in AUDIO_TABLES if (path / n).is_file())}")
 
 
 def _check_archives(path: Path, name: str, table: dict[str, str]) -> None:
@@ -114,24 +156,31 @@ def validate_data_dir(path: str | os.PathLike, require_feats: bool = False, requ
     """Validate the data directory at ``path`` and return it loaded.
 
     Checks: every table sorted (``LC_ALL=C``) with unique keys and well-formed lines;
-    utt2spk and spk2utt describe the same mapping; wav.scp, feats.scp, vad.scp,
-    utt2num_frames and utt2dur (those present) have exactly the utterances of utt2spk;
-    wav.scp values are existing files or commands ending in ``|``; feats/vad archives exist
-    (``check_files=False`` skips the existence checks); trials and enrol.list name known
+    utt2spk and spk2utt describe the same mapping; feats.scp, vad.scp, utt2num_frames and
+    utt2dur (those present) have exactly the utterances of utt2spk, and each utterance is in
+    exactly one of wav.scp and utt2aug; wav.scp values (and utt2aug sources) are existing files
+    or commands ending in ``|``; utt2aug lines are well formed and name existing setup files;
+    feats/vad archives exist (``check_files=False`` skips the existence checks); trials and enrol.list name known
     utterances and enrol.list is the enrolment side of the trials. ``required`` lists more
     file names that must be present (``["utt2num_frames"]``).
     """
     path = Path(path)
     dd = DataDir.load(path, strict=True)
-    needed = [*(["wav.scp"] if require_wav else []), *(["feats.scp"] if require_feats else []), *required]
-    for name in needed:
+    if require_wav and dd.wav is None and dd.aug is None:
+        raise UserError(f"{path}/wav.scp does not exist (nor utt2aug)")
+    for name in [*(["feats.scp"] if require_feats else []), *required]:
         if not (path / name).is_file():
             raise UserError(f"{path}/{name} does not exist")
     _check_spk2utt(path, dd)
     for name, table in dd.utt_tables().items():
-        _check_keys(path, dd, name, table)
+        if name not in AUDIO_TABLES:
+            _check_keys(path, dd, name, table)
+    if dd.wav is not None or dd.aug is not None:
+        _check_audio_keys(path, dd)
     if dd.wav is not None:
         _check_wav(path, dd.wav, check_files)
+    if dd.aug is not None:
+        _check_aug(path, dd.aug, check_files)
     if check_files:
         for name in ("feats.scp", "vad.scp"):
             if getattr(dd, UTT_TABLES[name]) is not None:
