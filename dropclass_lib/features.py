@@ -41,7 +41,6 @@ import numpy as np
 import yaml
 
 from dropclass_lib.atomic import atomic_open, regenerating
-from dropclass_lib.audio import read_audio
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.kaldi_analysis import LOG_ENERGY_FLOOR, blackman_window, lifter_coefficients
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
@@ -304,31 +303,51 @@ def read_feats_config(data_dir: str | os.PathLike) -> dict | None:
         return yaml.safe_load(f)
 
 
-def _read_wav_scp(data_dir: Path, utts: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """``utt -> (line number, rxfilename)`` for the utterances of utt2spk."""
-    path = data_dir / "wav.scp"
-    wav = {key: (lineno, line.split(None, 1)[1].strip()) for lineno, key, _, line in iter_table(path)}
-    missing = [u for u in utts if u not in wav]
+def _read_audio_entries(data_dir: Path, utts: Sequence[str]) -> dict[str, tuple[Path, int, object]]:
+    """``utt -> (table, line number, entry)`` for the utterances of utt2spk: the wav.scp value, or
+    the parsed utt2aug record of an utterance whose audio is rendered (augmentation)."""
+    from dropclass_lib.datadir.utt2aug import parse_aug
+
+    tables = [data_dir / name for name in ("wav.scp", "utt2aug") if (data_dir / name).is_file()]
+    if not tables:
+        raise UserError(f"{data_dir}/wav.scp does not exist (nor utt2aug)")
+    entries: dict[str, tuple[Path, int, object]] = {}
+    for path in tables:
+        for lineno, key, _, line in iter_table(path):
+            value: object = line.split(None, 1)[1].strip()
+            if path.name == "utt2aug":
+                try:
+                    value = parse_aug(value)
+                except ValueError as err:
+                    raise InputFileError(path, lineno, str(err), line) from None
+            if key in entries:
+                raise InputFileError(path, lineno, f"utterance {key!r} is also in wav.scp", line)
+            entries[key] = (path, lineno, value)
+    missing = [u for u in utts if u not in entries]
     if missing:
-        raise InputFileError(path, None, f"no entry for {len(missing)} utterance(s) of utt2spk, e.g. {missing[0]!r}")
-    return wav
+        raise InputFileError(tables[0], None, f"no entry for {len(missing)} utterance(s) of utt2spk, e.g. "
+                             f"{missing[0]!r}" + (" (nor in utt2aug)" if len(tables) == 1 and tables[0].name == "wav.scp"
+                                                  else " (in neither wav.scp nor utt2aug)" if len(tables) == 2 else ""))
+    return entries
 
 
-def _extract_job(extractor: FeatureExtractor, wav_scp: Path, wav: dict[str, tuple[int, str]], log_path: Path,
+def _extract_job(extractor: FeatureExtractor, renderer, entries: dict[str, tuple[Path, int, object]], log_path: Path,
                  job: ArkJob, utts: Sequence[str], progress: Progress) -> None:
+    """Features of ``utts`` into ``job``; their audio comes from ``renderer`` (an
+    :class:`dropclass_lib.augment.Renderer`: files, commands and rendered augmentations)."""
     cfg = extractor.cfg
     start, seconds = time.time(), 0.0
 
     def audio():
         nonlocal seconds
         for utt in utts:
-            lineno, rx = wav[utt]
+            table, lineno, entry = entries[utt]
             try:
-                samples, _ = read_audio(rx, utt, expected_rate=cfg.sample_frequency)
+                samples = renderer.audio(entry, utt)
             except UserError as err:
-                raise InputFileError(wav_scp, lineno, str(err)) from None
+                raise InputFileError(table, lineno, str(err)) from None
             if extractor.num_frames(len(samples)) == 0:
-                raise InputFileError(wav_scp, lineno, f"utterance {utt!r} is too short for one frame ({len(samples)} samples)")
+                raise InputFileError(table, lineno, f"utterance {utt!r} is too short for one frame ({len(samples)} samples)")
             seconds += len(samples) / cfg.sample_frequency
             yield utt, samples
 
@@ -353,7 +372,9 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
                   nj: int = 1, log_dir: str | os.PathLike | None = None) -> None:
     """Compute features for every utterance of ``data_dir`` (Kaldi's make_mfcc.sh / make_fbank.sh).
 
-    Writes ``feat_dir/raw_<type>_<name>.JOB.{ark,scp,utt2num_frames}`` in ``nj`` jobs, then
+    The audio is each utterance's wav.scp entry, or for augmented utterances (utt2aug) the clean
+    source rendered in the job (:mod:`dropclass_lib.augment`). Writes
+    ``feat_dir/raw_<type>_<name>.JOB.{ark,scp,utt2num_frames}`` in ``nj`` jobs, then
     ``data_dir/feats.scp``, ``data_dir/utt2num_frames`` and ``data_dir/feats_config.yaml``.
     Finished jobs are skipped on a re-run; ``feats.scp`` appears only when every job succeeded.
     """
@@ -365,7 +386,7 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     utts = list(read_kv(data_dir / "utt2spk", check_sorted=True))
     if not utts:
         raise UserError(f"{data_dir}/utt2spk is empty")
-    wav = _read_wav_scp(data_dir, utts)
+    entries = _read_audio_entries(data_dir, utts)
     name = f"{cfg.feat_type}_{data_dir.resolve().name}"
     feat_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -382,9 +403,12 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     torch.set_num_threads(1)
     keep_freed_memory()
     extractor = FeatureExtractor(cfg)
+    from dropclass_lib.augment import Renderer
 
     def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
-        _extract_job(extractor, data_dir / "wav.scp", wav, log_dir / f"make_{name}.{job.job}.log", job, keys, progress)
+        # One renderer per job: it reads each augmentation setup and source list once.
+        _extract_job(extractor, Renderer(cfg.sample_frequency), entries, log_dir / f"make_{name}.{job.job}.log",
+                     job, keys, progress)
 
     outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / FEATS_CONFIG]
     with regenerating(*outputs):  # a failed run leaves no stale list

@@ -39,7 +39,8 @@ VoxCeleb recipe (Kaldi voxceleb v2 + the DropClass/DropAdapt paper). Stages:
   1  prepare MUSAN (data/musan_{noise,music,speech}) and simulated RIRs (data/rirs_{small,medium}room)
   2  MFCC features and energy VAD of the training and evaluation data
   3  augmentation (reverb, noise, music, babble; conf/augment.yaml) of data/train -> data/train_aug,
-     its features (the clean VAD is reused), data/train_combined = clean + augmented
+     its features (the augmented audio is rendered there; the clean VAD is reused),
+     data/train_combined = clean + augmented
   4  sliding CMN + silence removal (data/*_no_sil); enrolment dirs data/<set>_enrol
   5  filtering: utterances of fewer than --min-frames frames, speakers of fewer than
      --min-utts-per-spk utterances -> data/train_filtered
@@ -107,7 +108,7 @@ if run_stage 2; then
 fi
 
 if run_stage 3; then
-  augment_data_dir.py --config $aug_conf --musan-prefix data/musan --rir-prefix data/rirs data/train data/train_aug
+  steps/augment_data_dir.py --config $aug_conf --musan-prefix data/musan --rir-prefix data/rirs data/train data/train_aug
   steps/make_features.py --nj $nj --feat-type mfcc --config $feat_conf data/train_aug mfcc exp/make_mfcc/train_aug
   [ -f data/train_combined/feats.scp ] || utils/combine_data.py data/train_combined data/train_aug data/train
 fi
