@@ -12,7 +12,10 @@ every ``metrics.json`` under the experiment directory whose parent directory nam
   reported as mean ± sample standard deviation (ddof = 1);
 - the trial set and the back-end come from the file itself (``trial_set``, ``backend``), so
   the scores directory may be named freely (``scores_vox1_o_plda`` by convention);
-- a result with ``"floor": true`` (the MFCC floor) is put below the systems.
+- a result with ``"floor": true`` (the MFCC floor) is put below the systems;
+- a result with ``"peer": NAME`` (a pretrained encoder from outside the project, scored by
+  ``bench/score_pretrained_peer.py``) is labelled "(pretrained peer)" and put between the
+  systems and the floor. Neither is a variant of the baseline: they get no relative EER change.
 
 Per trial set, one table: a row per system; for each back-end the EER (%), minDCF@0.01,
 minDCF@0.001 and the relative EER change against the baseline row,
@@ -41,7 +44,7 @@ SEED_DIR = re.compile(r"^seed(\d+)$")
 
 
 def find_results(exp_dir: str | os.PathLike) -> list[dict]:
-    """Every result under ``exp_dir`` as ``{system, seed, trial_set, backend, floor, path, metrics}``."""
+    """Every result under ``exp_dir`` as ``{system, seed, trial_set, backend, floor, peer, path, metrics}``."""
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
         raise UserError(f"experiment directory {exp_dir} does not exist")
@@ -65,6 +68,7 @@ def find_results(exp_dir: str | os.PathLike) -> list[dict]:
             raise UserError(f"{path}: missing {', '.join(missing)} (not written by steps/score_trials.py?)")
         found.append({"system": "/".join(parts), "seed": seed, "trial_set": metrics["trial_set"],
                       "backend": metrics["backend"], "floor": bool(metrics.get("floor", False)),
+                      "peer": metrics.get("peer") or None,
                       "path": str(path), "metrics": metrics})
     return found
 
@@ -79,6 +83,7 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
     seen: dict[tuple, str] = {}
     groups: dict[str, dict[str, dict[str, list[dict]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     floors: dict[str, bool] = {}
+    peers: dict[str, str | None] = {}
     for r in results:
         key = (r["system"], r["seed"], r["trial_set"], r["backend"])
         if key in seen:
@@ -87,17 +92,18 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
         seen[key] = r["path"]
         groups[r["trial_set"]][r["system"]][r["backend"]].append(r)
         floors[r["system"]] = floors.get(r["system"], False) or r["floor"]
+        peers[r["system"]] = peers.get(r["system"]) or r.get("peer")
     out = {"baseline": baseline, "sets": {}}
     for trial_set in sorted(groups):
         systems = groups[trial_set]
         backends = sorted({b for s in systems.values() for b in s},
                           key=lambda b: (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else len(BACKEND_ORDER), b))
-        names = sorted(systems, key=lambda s: (floors[s], s != baseline,
+        names = sorted(systems, key=lambda s: (floors[s], bool(peers[s]), s != baseline,
                                                order.index(s) if order and s in order else len(order or []), s))
         trial_counts = {r["metrics"]["num_trials"] for s in systems.values() for rs in s.values() for r in rs}
         rows = []
         for name in names:
-            row = {"system": name, "floor": floors[name], "backends": {}}
+            row = {"system": name, "floor": floors[name], "peer": peers[name], "backends": {}}
             seeds = set()
             for backend, rs in systems[name].items():
                 seeds.update(r["seed"] for r in rs)
@@ -109,9 +115,9 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
         for row in rows:
             for backend, cell in row["backends"].items():
                 ref = base["backends"].get(backend) if base else None
-                # the floor is a reference point, not a variant of the baseline: no relative change
+                # the floor and a peer are reference points, not variants of the baseline: no relative change
                 cell["rel_eer_change"] = (100.0 * (cell["eer"]["mean"] - ref["eer"]["mean"]) / ref["eer"]["mean"]
-                                          if ref and ref["eer"]["mean"] > 0 and not row["floor"] else None)
+                                          if ref and ref["eer"]["mean"] > 0 and not row["floor"] and not row["peer"] else None)
         out["sets"][trial_set] = {"backends": backends, "num_trials": sorted(trial_counts), "rows": rows}
     return out
 
@@ -139,7 +145,8 @@ def render_markdown(tables: dict) -> str:
             header += [f"{b} {label}" for _, label, _ in METRICS] + [f"{b} ΔEER (%)"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in table["rows"]:
-            cells = [row["system"] + (" (floor)" if row["floor"] else ""), str(row["num_runs"])]
+            cells = [row["system"] + (" (floor)" if row["floor"] else "") + (" (pretrained peer)" if row["peer"] else ""),
+                     str(row["num_runs"])]
             for b in table["backends"]:
                 cell = row["backends"].get(b)
                 cells += [_fmt(cell[m] if cell else None, d) for m, _, d in METRICS]
