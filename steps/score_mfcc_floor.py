@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dropclass_lib import provenance
 from dropclass_lib.backends.cosine import CosineBackend
-from dropclass_lib.backends.trial_scoring import outputs_done, score_trial_list, write_scoring_outputs
+from dropclass_lib.backends.trial_scoring import score_trial_list, write_scoring_outputs
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.trials import read_trials
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
                    help="statistics over vad.scp-voiced frames only; auto = when DATA_DIR/vad.scp exists (default auto)")
     p.add_argument("--subtract-mean", choices=["true", "false"], default="true",
                    help="subtract the mean statistics vector of the trial utterances before cosine (default true)")
+    p.add_argument("--set-name", help="trial-set name in metrics.json (default: DATA_DIR's name)")
     p.add_argument("data_dir", help="data directory with feats.scp and trials")
     p.add_argument("out_dir")
     args = p.parse_args(argv)
@@ -72,20 +74,23 @@ def main(argv=None) -> int:
         if not f.is_file():
             raise UserError(f"{f} does not exist")
     inputs = [feats_scp, trials_path] + ([vad_scp] if use_vad else [])
-    if outputs_done(out, inputs):
-        log.info("%s is up to date: skipping", out)
-        return 0
-    trials = read_trials(trials_path)
-    wanted = set(trials.utts())
-    keys, stats = utterance_stats(feats_scp, wanted, read_vad(vad_scp, wanted) if use_vad else None)
-    if not keys:
-        raise UserError(f"{feats_scp}: none of the trial utterances has features")
-    backend = CosineBackend(stats.mean(axis=0) if args.subtract_mean == "true" else None)
-    scores = score_trial_list(backend, trials, trials_path, (keys, stats), (keys, stats), str(feats_scp), str(feats_scp))
-    info = {"backend": "cosine", "trial_set": data.resolve().name, "floor": True,
-            "representation": "feature mean+std" + (" over voiced frames" if use_vad else ""),
-            "subtract_mean": args.subtract_mean == "true", "trials": str(trials_path)}
-    write_scoring_outputs(out, trials, scores, info, title=f"{info['trial_set']} floor: {info['representation']}")
+    subtract = args.subtract_mean == "true"
+    # subtracting the trial utterances' own mean is what evaluation.py calls the domain mean
+    info = {"backend": "cosine_dm" if subtract else "cosine", "trial_set": args.set_name or data.resolve().name,
+            "floor": True, "representation": "feature mean+std" + (" over voiced frames" if use_vad else ""),
+            "subtract_mean": subtract, "trials": str(trials_path)}
+    with provenance.stage(out, info, inputs, outputs=("metrics.json", "scores"), what=f"floor {out}") as st:
+        if st.fresh:
+            return 0
+        trials = read_trials(trials_path)
+        wanted = set(trials.utts())
+        keys, stats = utterance_stats(feats_scp, wanted, read_vad(vad_scp, wanted) if use_vad else None)
+        if not keys:
+            raise UserError(f"{feats_scp}: none of the trial utterances has features")
+        backend = CosineBackend(stats.mean(axis=0) if subtract else None)
+        scores = score_trial_list(backend, trials, trials_path, (keys, stats), (keys, stats), str(feats_scp),
+                                  str(feats_scp))
+        write_scoring_outputs(out, trials, scores, info, title=f"{info['trial_set']} floor: {info['representation']}")
     return 0
 
 

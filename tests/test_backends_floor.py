@@ -42,7 +42,7 @@ def test_floor_scores_voiced_statistics(tmp_path):
     out = tmp_path / "floor_vad"
     assert score_mfcc_floor.main([str(data), str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["floor"] is True and metrics["trial_set"] == "eval" and metrics["backend"] == "cosine"
+    assert metrics["floor"] is True and metrics["trial_set"] == "eval" and metrics["backend"] == "cosine_dm"
     assert metrics["eer"] == 0.0          # voiced statistics separate the speakers
     for name in ("scores", "RESULTS", "det.png", "hist.png"):
         assert (out / name).is_file()
@@ -55,6 +55,23 @@ def test_floor_scores_voiced_statistics(tmp_path):
     # Without VAD the loud unvoiced frames swamp the statistics.
     assert score_mfcc_floor.main(["--use-vad", "false", str(data), str(tmp_path / "floor_all")]) == 0
     assert json.loads((tmp_path / "floor_all" / "metrics.json").read_text())["eer"] > 10.0
+
+
+def test_floor_is_redone_when_its_trials_or_options_change(tmp_path):
+    data, _, _ = make_data(tmp_path, np.random.default_rng(2))
+    out = tmp_path / "floor"
+    assert score_mfcc_floor.main([str(data), str(out)]) == 0
+    first = json.loads((out / "metrics.json").read_text())
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    assert score_mfcc_floor.main([str(data), str(out)]) == 0          # nothing changed: kept
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    lines = (data / "trials").read_text().splitlines()
+    (data / "trials").write_text("\n".join(lines[:20]) + "\n")         # fewer trials: redone
+    assert score_mfcc_floor.main([str(data), str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["num_trials"] == 20 != first["num_trials"]
+    assert score_mfcc_floor.main(["--subtract-mean", "false", "--set-name", "x", str(data), str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["backend"] == "cosine" and m["trial_set"] == "x"
 
 
 def test_floor_errors_name_the_file_and_line(tmp_path):
