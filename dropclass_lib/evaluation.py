@@ -1,0 +1,165 @@
+"""The evaluation chain every recipe and steps/score_corpus.py share: a model package's embeddings of
+a data directory, then the trial scores and metrics of each back-end.
+
+Back-ends (``BACKENDS``):
+
+* ``cosine``: cosine similarity after subtracting the training-set mean (the package's cohort.npz);
+* ``cosine_dm``: cosine after subtracting the *domain mean*, the mean embedding of the scored data
+  directory itself: unsupervised re-centring on the target corpus (no labels are used), the
+  cheapest cure for a corpus the model has never heard;
+* ``cosine_dm_asnorm``: ``cosine_dm`` followed by adaptive symmetric score normalisation
+  (AS-norm) against the training speakers' mean embeddings, the top ``asnorm_top_n`` per side;
+* ``plda``: Kaldi's LDA + length norm + two-covariance PLDA, centred on the training mean;
+* ``plda_dm``: the same PLDA, centred on the domain mean instead (Kaldi's in-domain mean
+  re-centring, as in its SRE16 recipe).
+
+Each result directory ``OUT/scores_<set>_<backend>`` holds what steps/score_trials.py writes
+(scores, metrics.json, RESULTS, det.png, hist.png) and follows the freshness rule of
+:mod:`dropclass_lib.provenance`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from dropclass_lib import provenance
+from dropclass_lib.backends.cosine import CosineBackend
+from dropclass_lib.backends.plda import PldaBackend
+from dropclass_lib.backends.trial_scoring import score_trial_list, write_scoring_outputs
+from dropclass_lib.embeddings import embed_utterances, speaker_means
+from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.package import ModelPackage
+from dropclass_lib.tables import read_kv, write_table
+from dropclass_lib.trials import read_trials
+from dropclass_lib.vector_io import iter_scp, read_vectors, write_vectors
+
+log = logging.getLogger("evaluation")
+
+BACKENDS = ("cosine", "cosine_dm", "cosine_dm_asnorm", "plda", "plda_dm")
+DEFAULT_ASNORM_TOP_N = 100
+EMBEDDING_OUTPUTS = ("xvector.scp", "spk_xvector.scp", "num_utts.ark")
+
+
+def read_feats(feats_scp: Path, utt2spk: dict[str, str], input_dim: int | None = None, model: str = ""):
+    """Yield ``(utt, matrix)`` from feats.scp; errors name the line. ``input_dim``: the feature
+    dimension ``model`` takes (features of another kind, e.g. fbank for an MFCC model, are an error)."""
+    for lineno, utt, mat, line in iter_scp(feats_scp):
+        if utt not in utt2spk:
+            raise InputFileError(feats_scp, lineno, f"utterance {utt!r} is not in utt2spk", line)
+        if mat.ndim != 2 or mat.shape[0] == 0:
+            raise InputFileError(feats_scp, lineno, f"features of {utt!r} have shape {mat.shape}", line)
+        if input_dim is not None and mat.shape[1] != input_dim:
+            raise InputFileError(feats_scp, lineno, f"features of {utt!r} have {mat.shape[1]} dimensions, the model "
+                                 f"{model} takes {input_dim}: compute the features the model was trained on "
+                                 "(same kind and options)", line)
+        yield utt, mat
+
+
+def embed_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                   device: str = "cpu", chunk_frames: int = 10000, batch_size: int = 32,
+                   min_frames: int | None = None) -> Path:
+    """Embeddings of every utterance of ``data_dir`` (features as they are) into ``out_dir``:
+    xvector.scp, spk_xvector.scp (speaker means) and num_utts.ark; returns xvector.scp."""
+    from dropclass_lib.model_io import extractor_input_dim, load_model
+
+    data, out = Path(data_dir), Path(out_dir)
+    if chunk_frames < 1 or batch_size < 1:
+        raise UserError("chunk frames and batch size must be positive")
+    settings = {"chunk_frames": chunk_frames, "min_frames": min_frames}
+    with provenance.stage(out, settings, [model_path, data / "feats.scp", data / "utt2spk"],
+                          outputs=EMBEDDING_OUTPUTS, what=f"embeddings {out}") as st:
+        if st.fresh:
+            return out / "xvector.scp"
+        import torch
+
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available on this machine")
+        model = load_model(model_path, map_location=device)
+        utt2spk = read_kv(data / "utt2spk")
+        keys, embs = [], []
+        start = time.time()
+        feats = read_feats(data / "feats.scp", utt2spk, extractor_input_dim(model.extractor), str(model_path))
+        for utt, emb in embed_utterances(model.extractor, feats, chunk_frames=chunk_frames,
+                                         batch_size=batch_size, device=device, min_frames=min_frames):
+            keys.append(utt)
+            embs.append(emb)
+        if not keys:
+            raise UserError(f"{data / 'feats.scp'}: no utterances")
+        matrix = np.stack(embs)
+        out.mkdir(parents=True, exist_ok=True)
+        write_vectors(out, "xvector", keys, matrix)
+        speakers, means, counts = speaker_means(keys, matrix, utt2spk)
+        write_vectors(out, "spk_xvector", speakers, means)
+        write_table(out / "num_utts.ark", dict(zip(speakers, counts.tolist())))
+        log.info("%d embeddings of dimension %d, %d speakers, in %.1f s on %s -> %s",
+                 len(keys), matrix.shape[1], len(speakers), time.time() - start, device, out)
+    return out / "xvector.scp"
+
+
+def parse_backends(names: str | Sequence[str]) -> list[str]:
+    """A comma-separated (or listed) choice of back-ends, checked against ``BACKENDS``."""
+    chosen = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    bad = [n for n in chosen if n not in BACKENDS]
+    if bad or not chosen:
+        raise UserError(f"unknown back-end(s) {', '.join(bad) or '(none given)'}; known: {', '.join(BACKENDS)}")
+    return chosen
+
+
+def available_backends(package: ModelPackage, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` the package can serve (PLDA back-ends need plda/, the others cohort.npz)."""
+    return [n for n in names if (package.plda if n.startswith("plda") else package.cohort) is not None]
+
+
+def _backend(package: ModelPackage, name: str, domain_mean: np.ndarray):
+    if name.startswith("plda"):
+        plda = PldaBackend.load(package.plda)
+        return dataclasses.replace(plda, mean=domain_mean) if name == "plda_dm" else plda
+    _, _, train_mean = package.cohort_arrays()
+    return CosineBackend(train_mean if name == "cosine" else domain_mean)
+
+
+def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvector_scp: str | os.PathLike,
+                   out_root: str | os.PathLike, set_name: str, backends: Sequence[str],
+                   asnorm_top_n: int = DEFAULT_ASNORM_TOP_N) -> dict[str, dict]:
+    """Score ``trials_path`` with the embeddings of ``xvector_scp`` by each back-end; returns
+    ``{backend: metrics}``. The domain mean is the mean of all embeddings in ``xvector_scp``."""
+    if asnorm_top_n < 1:
+        raise UserError(f"the AS-norm top-N must be >= 1, got {asnorm_top_n}")
+    trials = read_trials(trials_path)
+    embeddings = None
+    results = {}
+    for name in backends:
+        model_inputs = [package.model] + ([package.plda] if name.startswith("plda") else [package.cohort])
+        out = Path(out_root) / f"scores_{set_name}_{name}"
+        settings = {"backend": name, "trial_set": set_name,
+                    "asnorm_top_n": asnorm_top_n if name.endswith("asnorm") else None}
+        with provenance.stage(out, settings, [trials_path, xvector_scp, *model_inputs],
+                              outputs=("metrics.json", "scores"), what=f"scores {out}") as st:
+            if not st.fresh:
+                if embeddings is None:
+                    embeddings = read_vectors(xvector_scp)
+                domain_mean = embeddings[1].astype(np.float64).mean(axis=0)
+                backend = _backend(package, name, domain_mean)
+                cohort, top_n = None, None
+                if name.endswith("asnorm"):
+                    cohort = package.cohort_arrays()[1]
+                    top_n = min(asnorm_top_n, len(cohort))
+                scores = score_trial_list(backend, trials, trials_path, embeddings, embeddings,
+                                          str(xvector_scp), str(xvector_scp), cohort=cohort, top_n=top_n)
+                info = {"backend": name, "trial_set": set_name, "trials": str(trials_path),
+                        "enrol_scp": str(xvector_scp), "test_scp": str(xvector_scp), "model": str(package.model)}
+                if top_n is not None:
+                    info["asnorm_top_n"] = top_n
+                write_scoring_outputs(out, trials, scores, info, title=f"{set_name} {name}")
+        import json
+
+        with open(out / "metrics.json", encoding="utf-8") as f:
+            results[name] = json.load(f)
+    return results

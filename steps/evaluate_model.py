@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Evaluate a model package on a data directory's trials: embeddings, then every back-end's scores.
+
+    steps/evaluate_model.py [--backends LIST] [--set-name NAME] [--emb-dir DIR] MODEL DATA_DIR OUT_DIR
+
+MODEL is a model package (steps/make_model_package.py) or its final.pt; DATA_DIR has features
+ready for the extractor (CMN'd, voiced frames: steps/prepare_feats_for_egs.py) and trials.
+Writes the embeddings to --emb-dir (default OUT_DIR/xvectors_<set>) and, per back-end,
+OUT_DIR/scores_<set>_<backend>/ (scores, metrics.json, RESULTS, det.png, hist.png), which
+steps/make_results_table.py gathers. Back-ends (see dropclass_lib/evaluation.py):
+  cosine            cosine after subtracting the training mean
+  cosine_dm         cosine after subtracting the scored set's own mean (domain mean, no labels)
+  cosine_dm_asnorm  cosine_dm + AS-norm against the training speakers (--asnorm-top-n)
+  plda              LDA + PLDA, training mean
+  plda_dm           LDA + PLDA centred on the domain mean
+Back-ends the package cannot serve (no plda/ or cohort.npz) are skipped with a message.
+Everything is redone only when its inputs or settings changed.
+
+Example:
+  steps/evaluate_model.py --backends cosine_dm,plda exp/baseline/seed1 data/test_no_sil exp/baseline/seed1
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.errors import UserError
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, available_backends, embed_data_dir,
+                                      parse_backends, score_data_dir)
+from dropclass_lib.package import open_package
+
+log = logging.getLogger("evaluate_model")
+
+
+def main(argv=None) -> int:
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated back-ends")
+    p.add_argument("--asnorm-top-n", type=int, default=None,
+                   help=f"AS-norm top-N (default: the package's scoring.yaml, else {DEFAULT_ASNORM_TOP_N})")
+    p.add_argument("--set-name", help="name of the trial set in the outputs (default: DATA_DIR's name)")
+    p.add_argument("--emb-dir", help="where the embeddings go (default OUT_DIR/xvectors_<set>)")
+    p.add_argument("--device", default="cpu", help="torch device for the embeddings")
+    p.add_argument("model", help="model package directory (or its final.pt)")
+    p.add_argument("data_dir", help="data dir with feats.scp, utt2spk and trials")
+    p.add_argument("out_dir")
+    args = p.parse_args(argv)
+    package = open_package(args.model)
+    data, out = Path(args.data_dir), Path(args.out_dir)
+    if not (data / "trials").is_file():
+        raise UserError(f"{data}/trials does not exist")
+    set_name = args.set_name or data.name
+    chosen = parse_backends(args.backends)
+    usable = available_backends(package, chosen)
+    for name in chosen:
+        if name not in usable:
+            log.warning("%s: skipping back-end %s (the package has no %s)", package.root, name,
+                        "plda/" if name.startswith("plda") else "cohort.npz")
+    if not usable:
+        raise UserError(f"{package.root} serves none of the back-ends {', '.join(chosen)}: "
+                        "complete it with steps/make_model_package.py")
+    scp = embed_data_dir(package.model, data, args.emb_dir or out / f"xvectors_{set_name}", device=args.device)
+    top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
+    for name, m in score_data_dir(package, data / "trials", scp, out, set_name, usable, top_n).items():
+        print(f"{set_name} {name} EER {m['eer']:.2f}% minDCF@0.01 {m['min_dcf_0.01']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

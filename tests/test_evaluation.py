@@ -1,0 +1,123 @@
+"""The evaluation chain: model packages (steps/make_model_package.py), every back-end's scores
+(steps/evaluate_model.py, dropclass_lib.evaluation), and the freshness of each part."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dropclass_lib.backends.cosine import length_norm
+from dropclass_lib.errors import UserError
+from dropclass_lib.evaluation import BACKENDS
+from dropclass_lib.heads import build_head
+from dropclass_lib.model_io import save_model
+from dropclass_lib.models import build_extractor
+from dropclass_lib.package import open_package
+from dropclass_lib.vector_io import read_vectors
+from test_training_data import make_feats_dir
+from conftest import load_script
+
+package_step = load_script("steps/make_model_package.py")
+evaluate_step = load_script("steps/evaluate_model.py")
+
+
+@pytest.fixture
+def setup(tmp_path):
+    torch.manual_seed(0)
+    train = make_feats_dir(tmp_path / "train", num_spk=12, utts_per_spk=5, dim=6, seed=0)
+    test = make_feats_dir(tmp_path / "test", num_spk=6, utts_per_spk=4, dim=6, seed=1)
+    utts = sorted(line.split()[0] for line in (test / "utt2spk").read_text().splitlines())
+    trials = [f"{a} {b} {'target' if a.split('-')[0] == b.split('-')[0] else 'nontarget'}"
+              for a in utts[::4] for b in utts if a != b]
+    (test / "trials").write_text("\n".join(trials) + "\n")
+    ext = build_extractor("tdnn", input_dim=6, frame_dims=[16, 16, 16, 16, 32], emb_dim=8)
+    head = build_head("softmax", 8, 12)
+    pkg = tmp_path / "model"
+    pkg.mkdir()
+    save_model(pkg / "final.pt", ext, head, [f"spk{s:03d}" for s in range(12)])
+    front = tmp_path / "front"
+    front.mkdir()
+    (front / "feats_config.yaml").write_text("feat_type: fbank\nnum_mel_bins: 6\n")
+    (tmp_path / "vad.yaml").write_text("vad_energy_threshold: 5.5\n")
+    return tmp_path, train, test, pkg, front
+
+
+def make_package(tmp, train, pkg, front, *extra):
+    assert package_step.main(["--frontend-data", str(front), "--vad-conf", str(tmp / "vad.yaml"),
+                              "--lda-dim", "4", "--device", "cpu", *extra, str(pkg), str(train)]) == 0
+
+
+def test_package_then_every_backend(setup):
+    tmp, train, test, pkg, front = setup
+    make_package(tmp, train, pkg, front, "--scoring-backend", "cosine_dm")
+    p = open_package(pkg)
+    assert p.plda is not None and p.cohort is not None and p.scoring["backend"] == "cosine_dm"
+    assert p.frontend == {"feats": {"feat_type": "fbank", "num_mel_bins": 6},
+                          "vad": {"vad_energy_threshold": 5.5}, "cmn_window": 300}
+    speakers, means, train_mean = p.cohort_arrays()
+    keys, x = read_vectors(pkg / "xvectors_train" / "xvector.scp")
+    np.testing.assert_allclose(train_mean, x.astype(np.float64).mean(0), rtol=1e-6)
+    assert len(speakers) == 12 and means.shape == (12, 8)
+
+    out = tmp / "eval"
+    assert evaluate_step.main(["--set-name", "t", "--asnorm-top-n", "5", str(pkg / "final.pt"), str(test), str(out)]) == 0
+    metrics = {b: json.loads((out / f"scores_t_{b}" / "metrics.json").read_text()) for b in BACKENDS}
+    assert all(m["trial_set"] == "t" and m["backend"] == b for b, m in metrics.items())
+    assert metrics["cosine_dm_asnorm"]["asnorm_top_n"] == 5
+    # cosine_dm from its definition: cosine after the mean of the scored set's embeddings
+    tk, tx = read_vectors(out / "xvectors_t" / "xvector.scp")
+    idx = {k: i for i, k in enumerate(tk)}
+    y = length_norm(tx - tx.astype(np.float64).mean(0))
+    e, t, s = (out / "scores_t_cosine_dm" / "scores").read_text().split("\n")[3].split()
+    assert float(s) == pytest.approx(float(y[idx[e]] @ y[idx[t]]), abs=1e-5)
+    # the domain-mean PLDA differs from Kaldi's training-mean PLDA
+    plda = [line.split()[2] for line in (out / "scores_t_plda" / "scores").read_text().splitlines()]
+    plda_dm = [line.split()[2] for line in (out / "scores_t_plda_dm" / "scores").read_text().splitlines()]
+    assert plda != plda_dm
+
+
+def test_rerun_keeps_everything_and_a_change_redoes_only_what_depends_on_it(setup):
+    tmp, train, test, pkg, front = setup
+    make_package(tmp, train, pkg, front)
+    out = tmp / "eval"
+    args = ["--backends", "cosine,plda", str(pkg), str(test), str(out)]
+    assert evaluate_step.main(args) == 0
+    files = [pkg / "plda" / "plda.npz", pkg / "cohort.npz", out / "xvectors_test" / "xvector.scp",
+             out / "scores_test_cosine" / "metrics.json", out / "scores_test_plda" / "metrics.json"]
+    times = {f: f.stat().st_mtime_ns for f in files}
+    make_package(tmp, train, pkg, front)
+    assert evaluate_step.main(args) == 0
+    assert {f: f.stat().st_mtime_ns for f in files} == times
+    # another LDA dimension: the PLDA and its scores are redone, the cosine scores are not
+    make_package(tmp, train, pkg, front, "--lda-dim", "3")
+    assert evaluate_step.main(args) == 0
+    assert (pkg / "plda" / "plda.npz").stat().st_mtime_ns != times[pkg / "plda" / "plda.npz"]
+    assert (out / "scores_test_plda" / "metrics.json").stat().st_mtime_ns != times[out / "scores_test_plda" / "metrics.json"]
+    assert (out / "scores_test_cosine" / "metrics.json").stat().st_mtime_ns == times[out / "scores_test_cosine" / "metrics.json"]
+    # fewer trials: the scores are redone and say so
+    lines = (test / "trials").read_text().splitlines()
+    (test / "trials").write_text("\n".join(lines[:30]) + "\n")
+    assert evaluate_step.main(args) == 0
+    assert json.loads((out / "scores_test_cosine" / "metrics.json").read_text())["num_trials"] == 30
+
+
+def test_package_errors_are_one_line(setup, tmp_path):
+    tmp, train, test, pkg, front = setup
+    with pytest.raises(UserError, match="frontend.yaml .* is missing"):
+        open_package(pkg)
+    with pytest.raises(UserError, match="does not exist"):
+        open_package(tmp_path / "nowhere")
+    (pkg / "frontend.yaml").write_text(yaml.safe_dump({"feats": {}, "vad": {}}))
+    with pytest.raises(UserError, match="missing key.*cmn_window"):
+        open_package(pkg)
+    make_package(tmp, train, pkg, front)
+    (pkg / "cohort.npz").unlink()
+    (pkg / "plda" / "plda.npz").unlink()
+    with pytest.raises(UserError, match="serves none of the back-ends"):
+        evaluate_step.main([str(pkg), str(test), str(tmp_path / "o")])
+    with pytest.raises(UserError, match="unknown back-end"):
+        evaluate_step.main(["--backends", "cosine,lda_magic", str(pkg), str(test), str(tmp_path / "o")])
