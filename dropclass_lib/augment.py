@@ -304,11 +304,13 @@ class Renderer:
     """Reads the audio of wav.scp values and renders that of utt2aug records.
 
     One renderer serves a whole feature job: each setup file and each source list is read once,
-    at its first use.
+    at its first use. ``channel`` is the channel taken from multi-channel speech (the feature
+    option); noises and impulse responses are mono.
     """
 
-    def __init__(self, rate: int = SAMPLE_RATE):
+    def __init__(self, rate: int = SAMPLE_RATE, channel: int | None = None):
         self.rate = rate
+        self.channel = channel
         self._sources: dict[str, Sources] = {}
 
     def sources(self, setup_path: str) -> Sources:
@@ -320,7 +322,7 @@ class Renderer:
         """The samples of utterance ``utt`` (float32 mono): its wav.scp value read, or its
         utt2aug record's source read and every step applied."""
         if isinstance(entry, str):
-            return read_audio(entry, utt, expected_rate=self.rate)[0]
+            return read_audio(entry, utt, expected_rate=self.rate, channel=self.channel)[0]
         x = self.audio(entry.source, utt)
         for step in entry.steps:
             x = self.render(x, draw_plan(step.kind, step.input_utt, len(x), self.sources(step.setup)), utt)

@@ -35,7 +35,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import yaml
@@ -79,6 +79,9 @@ class _FrameConfig:
     """Floor on the log energy's argument (0: none beyond FLT_EPSILON, as Kaldi's default)."""
     waveform_scale: float = 32768.0
     """Samples in [-1, 1] are multiplied by this before analysis (Kaldi's int16 scale)."""
+    channel: Optional[int] = None
+    """Channel of multi-channel audio to use, 0-based (Kaldi's --channel); None: multi-channel
+    audio is an error. Mono audio is used as it is."""
 
     def validate(self) -> None:
         if self.feat_type not in FEAT_TYPES:
@@ -93,6 +96,8 @@ class _FrameConfig:
             raise ValueError(f"need 0 <= low_freq < high_freq <= {nyquist:g} Hz, got {self.low_freq:g} and {high:g}")
         if self.num_mel_bins < 3:
             raise ValueError(f"num_mel_bins must be at least 3, got {self.num_mel_bins}")
+        if self.channel is not None and self.channel < 0:
+            raise ValueError(f"channel must be null or a channel number >= 0, got {self.channel}")
 
     def lhotse_kwargs(self) -> dict:
         return dict(
@@ -204,7 +209,13 @@ class FeatureExtractor:
     def num_frames(self, num_samples: int) -> int:
         shift = int(self.cfg.sample_frequency * self.cfg.frame_shift / 1000)
         if not self.cfg.snip_edges:
-            return (num_samples + shift // 2) // shift
+            frames = (num_samples + shift // 2) // shift
+            # The reflected edges are mirrored once (lhotse's framing), so each needs that many
+            # samples; Kaldi reflects again, but an utterance this short holds no speech anyway.
+            length = int(self.cfg.sample_frequency * self.cfg.frame_length / 1000)
+            left = (length - shift) // 2
+            right = (frames - 1) * shift + length - num_samples - left
+            return frames if num_samples >= max(left, right) else 0
         length = int(self.cfg.sample_frequency * self.cfg.frame_length / 1000)
         return 0 if num_samples < length else 1 + (num_samples - length) // shift
 
@@ -407,7 +418,7 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
 
     def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
         # One renderer per job: it reads each augmentation setup and source list once.
-        _extract_job(extractor, Renderer(cfg.sample_frequency), entries, log_dir / f"make_{name}.{job.job}.log",
+        _extract_job(extractor, Renderer(cfg.sample_frequency, cfg.channel), entries, log_dir / f"make_{name}.{job.job}.log",
                      job, keys, progress)
 
     outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / FEATS_CONFIG]

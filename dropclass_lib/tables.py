@@ -26,7 +26,9 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` for the non-blank lines of a text file (1-based numbers).
 
     Lines are decoded one by one so that a byte sequence that is not UTF-8 is reported on
-    its own line (text-mode reading decodes whole buffers and would name a later line).
+    its own line (text-mode reading decodes whole buffers and would name a later line). A
+    UTF-8 byte-order mark at the start of the file (some Windows editors write one) is not
+    part of the first line: it would otherwise become part of the first key.
     """
     try:
         f = open(path, "rb")
@@ -41,6 +43,8 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             except UnicodeDecodeError:
                 text = raw.rstrip(b"\r\n")
                 raise InputFileError(path, lineno, f"not valid UTF-8 text: {text!r}") from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
             line = line.rstrip("\r\n")
             if line.strip():
                 yield lineno, line

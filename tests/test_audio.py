@@ -20,12 +20,15 @@ def test_file_and_pipe_give_the_same_samples(tmp_path):
     np.testing.assert_allclose(direct, soundfile.read(wav, dtype="float32")[0])
 
 
-def test_first_channel_of_stereo(tmp_path):
+def test_chosen_channel_of_stereo(tmp_path):
     stereo = np.stack([np.full(100, 0.5), np.full(100, -0.25)], axis=1).astype(np.float32)
     soundfile.write(tmp_path / "s.flac", stereo, 8000)
-    samples, rate = read_audio(str(tmp_path / "s.flac"))
+    samples, rate = read_audio(str(tmp_path / "s.flac"), channel=0)
     assert rate == 8000 and samples.shape == (100,)
     np.testing.assert_allclose(samples, 0.5, atol=1e-4)
+    np.testing.assert_allclose(read_audio(str(tmp_path / "s.flac"), channel=1)[0], -0.25, atol=1e-4)
+    with pytest.raises(UserError, match="2 channels; choose one"):
+        read_audio(str(tmp_path / "s.flac"))
 
 
 def test_unreadable_file(tmp_path):

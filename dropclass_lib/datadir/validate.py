@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from dropclass_lib.audio import is_pipe
+from dropclass_lib.audio import is_pipe, wav_entry_problem
 from dropclass_lib.datadir.core import AUDIO_TABLES, UTT_TABLES, DataDir, read_spk2utt
 from dropclass_lib.datadir.utt2aug import parse_aug
 from dropclass_lib.errors import InputFileError, UserError
@@ -65,11 +65,11 @@ def _check_keys(path: Path, dd: DataDir, name: str, table: dict) -> None:
 
 
 def _audio_entry_problem(rx: str, check_files: bool) -> str | None:
-    """What is wrong with a wav.scp value (None if nothing)."""
-    if is_pipe(rx):
-        return "empty command before '|'" if not rx[:-1].strip() else None
-    if len(rx.split()) > 1:
-        return "malformed entry: a file path cannot contain spaces and a command must end with '|'"
+    """What is wrong with a wav.scp value (None if nothing); the entry's form is checked by the
+    rule read_audio applies when features are made, so the two agree."""
+    problem = wav_entry_problem(rx)
+    if problem or is_pipe(rx):
+        return problem
     if check_files and not os.path.isfile(rx):
         return f"audio file {rx} does not exist"
     return None
