@@ -13,7 +13,9 @@ Format (a ``torch.save``d dict, loadable with ``weights_only=True``)::
 
 from __future__ import annotations
 
+import inspect
 import os
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +58,34 @@ def save_model(path: str | os.PathLike, extractor: nn.Module, head: nn.Module, c
         "classes": list(classes),
         "config": config or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)  # through a Python file, so that a full disk raises OSError
+
+
+def load_weights(module: nn.Module, state: dict, path: str | os.PathLike, what: str) -> None:
+    """``module.load_state_dict(state)``; weights that do not fit (missing or unexpected
+    tensors, other shapes) are a :class:`UserError` naming the file, not a traceback."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        if len(detail) > 400:
+            detail = detail[:400] + " ..."
+        raise UserError(f"{path}: the stored {what} weights do not fit the {what} they are loaded into "
+                        f"({detail}); the file is damaged or was written by other code") from None
+
+
+def extractor_input_dim(extractor: nn.Module) -> int | None:
+    """The feature dimension an extractor built by the registry takes (None if unknown)."""
+    from dropclass_lib.models import EXTRACTORS
+
+    spec = getattr(extractor, "build_spec", None)
+    if spec is None:
+        return None
+    if "input_dim" in spec["kwargs"]:
+        return int(spec["kwargs"]["input_dim"])
+    param = inspect.signature(EXTRACTORS[spec["name"]]).parameters.get("input_dim")
+    return None if param is None or param.default is inspect.Parameter.empty else int(param.default)
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TrainedModel:
@@ -68,19 +96,27 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserError(f"model file {path} does not exist (train it first)")
+    from dropclass_lib.training.checkpoint import is_checkpoint_file, not_a_model_error
+
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # objects a model file never holds, e.g. a checkpoint's RNG state
+        if is_checkpoint_file(path):
+            raise not_a_model_error(path) from None
+        raise UserError(f"{path}: not a readable model file ({' '.join(str(err).split()[:12])} ...)") from None
     except Exception as err:  # torch raises several types for a corrupt or foreign file
         raise UserError(f"{path}: not a readable model file ({err})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        if is_checkpoint_file(path):
+            raise not_a_model_error(path)
         raise UserError(f"{path}: not a {FORMAT} file")
     if payload.get("version") != VERSION:
         raise UserError(f"{path}: model file version {payload.get('version')}, this code reads version {VERSION}")
     extractor = build_extractor(payload["extractor"]["name"], **payload["extractor"]["kwargs"])
-    extractor.load_state_dict(payload["extractor"]["state"])
+    load_weights(extractor, payload["extractor"]["state"], path, "extractor")
     hkw = dict(payload["head"]["kwargs"])
     head = build_head(payload["head"]["name"], hkw.pop("emb_dim"), hkw.pop("num_classes"), **hkw)
-    head.load_state_dict(payload["head"]["state"])
+    load_weights(head, payload["head"]["state"], path, "head")
     device = torch.device(map_location) if isinstance(map_location, str) else map_location
     return TrainedModel(extractor.to(device).eval(), head.to(device).eval(), list(payload["classes"]),
                         payload.get("config", {}))

@@ -11,15 +11,22 @@ their sizes, a hash of the keys in order). A job's scp alone cannot tell which k
 given when a stage may drop keys, so a re-run with another ``--nj`` would otherwise take an old
 job 1 for the new job 1 and silently lose keys; with the record, a finished run made with
 other job counts is reused whole, and anything else is refused with what to do.
+
+Job processes die with the stage that started them (``PR_SET_PDEATHSIG`` on Linux): a
+``kill -9`` of the stage leaves no orphan still writing archives. What a killed job had half
+written stays under its temporary name until the next run of the stage removes it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +37,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from dropclass_lib.atomic import atomic_open, atomic_path
+from dropclass_lib.atomic import atomic_open, atomic_path, remove_dead_temps
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.tables import read_kv, write_table
 
@@ -56,7 +63,25 @@ def split_contiguous(items: Sequence[T], n: int) -> list[list[T]]:
     return chunks
 
 
-def _child(worker: Callable, job: int, arg: Any, q) -> None:
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux; elsewhere a no-op), and
+    leave at once if the parent is already gone."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _child(worker: Callable, job: int, arg: Any, q, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
+
     def progress(amount: float = 1) -> None:
         q.put(("progress", job, amount))
 
@@ -89,7 +114,7 @@ def run_jobs(worker: Callable[[int, Any, Progress], T], args: Sequence[Any], des
     num_jobs = num_jobs or len(args)
     procs = {}
     for job, arg in zip(job_ids, args):
-        p = ctx.Process(target=_child, args=(worker, job, arg, q), daemon=True)
+        p = ctx.Process(target=_child, args=(worker, job, arg, q, os.getpid()), daemon=True)
         p.start()
         procs[job] = p
     results: dict[int, T] = {}
@@ -118,6 +143,9 @@ def run_jobs(worker: Callable[[int, Any, Progress], T], args: Sequence[Any], des
         bar.close()
         for p in procs.values():
             p.join()
+    if len(errors) == 1:
+        [(j, msg)] = errors.items()
+        raise UserError(f"job {j}/{num_jobs} failed: {msg}")
     if errors:
         lines = [f"job {j}/{num_jobs}: {msg}" for j, msg in sorted(errors.items())]
         raise UserError(f"{len(errors)} of {len(procs)} jobs failed:\n  " + "\n  ".join(lines))
@@ -201,11 +229,14 @@ def merge_ark_jobs(jobs: Sequence[ArkJob], scp_path: str | os.PathLike,
 def check_job_record(path: str | os.PathLike, record: dict) -> None:
     """Save ``record`` (the settings a stage's archives are made with) at ``path``, or, if an
     earlier run saved one, insist that it is the same: archives made with other settings must
-    not be mixed with new ones."""
+    not be mixed with new ones. A setting added since the earlier run whose value is ``None``
+    (its default: the behaviour before it existed) does not count as a difference."""
     path = Path(path)
     if path.is_file():
         with open(path, encoding="utf-8") as f:
             old = yaml.safe_load(f)
+        if isinstance(old, dict):
+            old = {**{k: None for k, v in record.items() if v is None}, **old}
         if old != record:
             changed = sorted(k for k in set(old or {}) | set(record) if (old or {}).get(k) != record.get(k))
             raise InputFileError(path, None, "the archives beside this file were made with other settings "
@@ -260,6 +291,15 @@ def _check_unrecorded_jobs(prefix: Path, path: Path, jobs: Sequence[ArkJob], all
                         f"checked (made with another --nj, or by an older version); delete {prefix}.* and rerun")
 
 
+def check_scp_safe(directory: str | os.PathLike, what: str) -> None:
+    """Refuse an archive directory whose absolute path holds whitespace: an scp line is
+    ``key path:offset``, so such a path would split into several fields."""
+    full = os.path.abspath(directory)
+    if any(c.isspace() for c in full):
+        raise UserError(f"{what} {full!r} contains whitespace, which the scp files pointing into it cannot hold; "
+                        "use a path without spaces")
+
+
 def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
                  worker: Callable[[ArkJob, Sequence[str], Progress], None], desc: str,
                  all_keys: bool = True) -> tuple[list[ArkJob], bool]:
@@ -273,6 +313,8 @@ def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
     come from other data and we stop. Returns the jobs to merge and whether any had to be run.
     """
     prefix = Path(prefix)
+    check_scp_safe(prefix.parent, "archive directory")
+    remove_dead_temps(prefix.parent)
     split_path = Path(f"{prefix}.jobs.yaml")
     split = _split_record(chunks)
     jobs = [ArkJob(prefix, j) for j in range(1, len(chunks) + 1)]

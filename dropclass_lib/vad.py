@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,10 @@ import kaldiio
 import numpy as np
 
 from dropclass_lib.atomic import atomic_open, regenerating
-from dropclass_lib.errors import UserError
+from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import fft_size_of, read_feats_config
 from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
-from dropclass_lib.tables import read_kv
+from dropclass_lib.tables import iter_table
 
 log = logging.getLogger(__name__)
 ENERGY_SOURCES = ("auto", "c0", "log_mel_sum")
@@ -97,29 +98,46 @@ def resolve_energy_source(cfg: VadConfig, data_dir: str | os.PathLike) -> tuple[
     return ("log_mel_sum" if plain_fbank else "c0"), fft_size
 
 
+def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str) -> np.ndarray:
+    """The features an scp line points to; a missing or truncated archive is an error naming the line."""
+    def unreadable(why: str) -> InputFileError:
+        return InputFileError(feats_scp, lineno, f"cannot read the features of {utt!r} ({why}): archive missing "
+                              "or truncated? Recompute the features", line)
+
+    ark, _, offset = rx.rpartition(":")
+    try:
+        if offset.isdigit() and not ark.endswith("|") and int(offset) >= os.path.getsize(ark):
+            raise unreadable(f"{ark} ends before byte {offset}")  # kaldiio would fail an assertion
+        mat = kaldiio.load_mat(rx)
+    except (OSError, ValueError, EOFError, struct.error) as err:  # what kaldiio raises for a missing or cut archive
+        raise unreadable(str(err) or type(err).__name__) from None
+    if mat.ndim != 2 or mat.shape[0] == 0:
+        raise InputFileError(feats_scp, lineno, f"features of {utt!r} are empty or not a matrix (shape {mat.shape})", line)
+    return mat
+
+
 def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg: VadConfig, nj: int = 1) -> None:
     """Energy VAD for every utterance of ``data_dir/feats.scp`` in ``nj`` jobs:
     ``vad_dir/vad_<name>.JOB.{ark,scp}``, then ``data_dir/vad.scp``. Finished jobs are skipped."""
     data_dir, vad_dir = Path(data_dir), Path(vad_dir)
     feats_scp = data_dir / "feats.scp"
-    utts = list(read_kv(feats_scp, check_sorted=True))
+    entries = {utt: (lineno, line, fields[0])
+               for lineno, utt, fields, line in iter_table(feats_scp, max_fields=2, check_sorted=True)}
+    utts = list(entries)
     if not utts:
         raise UserError(f"{feats_scp} is empty")
     source, fft_size = resolve_energy_source(cfg, data_dir)
     name = data_dir.resolve().name
     (vad_dir / "log").mkdir(parents=True, exist_ok=True)
     check_job_record(vad_dir / f"vad_{name}.yaml", {**vars(cfg), "energy_source": source, "fft_size": fft_size})
-    feats = kaldiio.load_scp(str(feats_scp))
-
     def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
         start, voiced, total = time.time(), 0, 0
 
         def items():
             nonlocal voiced, total
             for utt in keys:
-                mat = feats[utt]
-                if mat.ndim != 2 or mat.shape[0] == 0:
-                    raise UserError(f"{feats_scp}: features of {utt!r} are empty or not a matrix (shape {mat.shape})")
+                lineno, line, rx = entries[utt]
+                mat = _read_matrix(feats_scp, lineno, line, utt, rx)
                 decision = energy_vad(frame_log_energy(mat, source, fft_size), cfg)
                 voiced += int(decision.sum())
                 total += len(decision)

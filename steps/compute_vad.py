@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.features import CONF_DIR
 from dropclass_lib.vad import VadConfig, compute_vad_dir
 
@@ -21,7 +22,9 @@ def main(argv=None) -> int:
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("vad_dir", metavar="VAD_DIR", help="where the archives and logs go")
     args = p.parse_args(argv)
-    compute_vad_dir(args.data_dir, args.vad_dir, load_config(args.config, VadConfig), nj=args.nj)
+    cfg = load_config(args.config, VadConfig)
+    with lock_output_dirs(args.vad_dir, args.data_dir):  # data_dir: vad.scp is written there
+        compute_vad_dir(args.data_dir, args.vad_dir, cfg, nj=args.nj)
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config, parse_overrides
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.dropadapt import DropAdapt, DropAdaptConfig
 
 
@@ -31,7 +32,8 @@ def main(argv=None):
     parser.add_argument("exp_dir", help="output directory")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, DropAdaptConfig, parse_overrides(args.set))
-    DropAdapt(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, args.device).run()
+    with lock_output_dirs(args.exp_dir):
+        DropAdapt(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, args.device).run()
 
 
 if __name__ == "__main__":

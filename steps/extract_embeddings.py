@@ -27,10 +27,11 @@ import numpy as np
 import torch
 
 from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.embeddings import embed_utterances, speaker_means
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.freshness import up_to_date
-from dropclass_lib.model_io import load_model
+from dropclass_lib.model_io import extractor_input_dim, load_model
 from dropclass_lib.tables import read_kv, write_table
 from dropclass_lib.vector_io import iter_scp, write_vectors
 
@@ -39,13 +40,18 @@ log = logging.getLogger("extract_embeddings")
 OUTPUTS = ("xvector.scp", "spk_xvector.scp", "num_utts.ark")
 
 
-def read_feats(feats_scp: Path, utt2spk: dict[str, str]):
-    """Yield ``(utt, matrix)`` from feats.scp; errors name the line."""
+def read_feats(feats_scp: Path, utt2spk: dict[str, str], input_dim: int | None = None, model: str = ""):
+    """Yield ``(utt, matrix)`` from feats.scp; errors name the line. ``input_dim``: the feature
+    dimension ``model`` takes (features of another kind, e.g. fbank for an MFCC model, are an error)."""
     for lineno, utt, mat, line in iter_scp(feats_scp):
         if utt not in utt2spk:
             raise InputFileError(feats_scp, lineno, f"utterance {utt!r} is not in utt2spk", line)
         if mat.ndim != 2 or mat.shape[0] == 0:
             raise InputFileError(feats_scp, lineno, f"features of {utt!r} have shape {mat.shape}", line)
+        if input_dim is not None and mat.shape[1] != input_dim:
+            raise InputFileError(feats_scp, lineno, f"features of {utt!r} have {mat.shape[1]} dimensions, the model "
+                                 f"{model} takes {input_dim}: compute the features the model was trained on "
+                                 "(same kind and options)", line)
         yield utt, mat
 
 
@@ -62,6 +68,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.chunk_frames < 1 or args.batch_size < 1:
         raise UserError("--chunk-frames and --batch-size must be positive")
+    with lock_output_dirs(args.out_dir):
+        return extract(args)
+
+
+def extract(args) -> int:
+    """main's work, with the output directory locked."""
     data, out = Path(args.data_dir), Path(args.out_dir)
     inputs = [Path(args.model), data / "feats.scp", data / "utt2spk"]
     for f in inputs:
@@ -76,7 +88,8 @@ def main(argv=None) -> int:
     utt2spk = read_kv(data / "utt2spk")
     keys, embs = [], []
     start = time.time()
-    for utt, emb in embed_utterances(model.extractor, read_feats(data / "feats.scp", utt2spk),
+    feats = read_feats(data / "feats.scp", utt2spk, extractor_input_dim(model.extractor), args.model)
+    for utt, emb in embed_utterances(model.extractor, feats,
                                      chunk_frames=args.chunk_frames, batch_size=args.batch_size,
                                      device=args.device, min_frames=args.min_frames):
         keys.append(utt)

@@ -16,7 +16,9 @@ import sys
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.features import CONFIG_TYPES, default_config_path, make_features
+from dropclass_lib.parallel import check_scp_safe
 
 
 def main(argv=None) -> int:
@@ -28,9 +30,11 @@ def main(argv=None) -> int:
     p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the archives go")
     p.add_argument("log_dir", metavar="LOG_DIR", nargs="?", default=None, help="per-job logs (default DATA_DIR/log)")
     args = p.parse_args(argv)
+    check_scp_safe(args.feat_dir, "FEAT_DIR")
     config = args.config or default_config_path(args.feat_type)
     cfg = load_config(config, CONFIG_TYPES[args.feat_type])
-    make_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, log_dir=args.log_dir)
+    with lock_output_dirs(args.feat_dir, args.data_dir):  # data_dir: feats.scp is written there
+        make_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, log_dir=args.log_dir)
     return 0
 
 

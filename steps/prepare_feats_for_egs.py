@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
+from dropclass_lib.dirlock import lock_output_dirs
 
 
 def main(argv=None) -> int:
@@ -23,7 +24,8 @@ def main(argv=None) -> int:
     p.add_argument("data_out", metavar="DATA_OUT")
     p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the archives and logs go")
     args = p.parse_args(argv)
-    prepare_feats_for_egs(args.data_in, args.data_out, args.feat_dir, nj=args.nj, cmn_window=args.cmn_window)
+    with lock_output_dirs(args.data_out, args.feat_dir):
+        prepare_feats_for_egs(args.data_in, args.data_out, args.feat_dir, nj=args.nj, cmn_window=args.cmn_window)
     return 0
 
 

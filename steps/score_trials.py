@@ -23,8 +23,10 @@ from pathlib import Path
 
 from dropclass_lib.backends.cosine import CosineBackend
 from dropclass_lib.backends.plda import PldaBackend
-from dropclass_lib.backends.trial_scoring import outputs_done, score_trial_list, write_scoring_outputs
+from dropclass_lib.atomic import regenerating
+from dropclass_lib.backends.trial_scoring import OUTPUT_FILES, outputs_done, score_trial_list, write_scoring_outputs
 from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import UserError
 from dropclass_lib.trials import read_trials
 from dropclass_lib.vector_io import read_vectors
@@ -68,6 +70,12 @@ def main(argv=None) -> int:
         raise UserError(f"--asnorm-top-n must be >= 0, got {args.asnorm_top_n}")
     if args.asnorm_top_n and not args.snorm_cohort:
         raise UserError("--asnorm-top-n needs --snorm-cohort")
+    with lock_output_dirs(args.out_dir):
+        return score(args)
+
+
+def score(args) -> int:
+    """main's work, with the output directory locked."""
     label = args.backend
     if args.snorm_cohort:
         label += f"+asnorm{args.asnorm_top_n}" if args.asnorm_top_n else "+snorm"
@@ -86,14 +94,16 @@ def main(argv=None) -> int:
         if all(old.get(k) == v for k, v in info.items()):
             log.info("%s is up to date: skipping", out)
             return 0
-    backend = make_backend(args)
-    trials = read_trials(args.trials)
-    enrol = read_vectors(args.enrol_scp)
-    test = enrol if args.test_scp == args.enrol_scp else read_vectors(args.test_scp)
-    cohort = read_vectors(args.snorm_cohort)[1] if args.snorm_cohort else None
-    scores = score_trial_list(backend, trials, args.trials, enrol, test, args.enrol_scp, args.test_scp,
-                              cohort=cohort, top_n=args.asnorm_top_n or None)
-    write_scoring_outputs(out, trials, scores, info, title=args.title or f"{info['trial_set']} {label}")
+    # A failed run leaves none of the outputs: no scores file that looks like this run's result.
+    with regenerating(*(out / n for n in OUTPUT_FILES)):
+        backend = make_backend(args)
+        trials = read_trials(args.trials)
+        enrol = read_vectors(args.enrol_scp)
+        test = enrol if args.test_scp == args.enrol_scp else read_vectors(args.test_scp)
+        cohort = read_vectors(args.snorm_cohort)[1] if args.snorm_cohort else None
+        scores = score_trial_list(backend, trials, args.trials, enrol, test, args.enrol_scp, args.test_scp,
+                                  cohort=cohort, top_n=args.asnorm_top_n or None)
+        write_scoring_outputs(out, trials, scores, info, title=args.title or f"{info['trial_set']} {label}")
     return 0
 
 

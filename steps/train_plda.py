@@ -26,6 +26,7 @@ import numpy as np
 from dropclass_lib.atomic import atomic_open
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import UserError
 from dropclass_lib.freshness import mark_fresh, up_to_date
 from dropclass_lib.tables import read_kv
@@ -44,6 +45,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.lda_dim < 1 or args.num_em_iters < 1:
         raise UserError("--lda-dim and --num-em-iters must be positive")
+    with lock_output_dirs(args.out_dir):
+        return train_backend(args)
+
+
+def train_backend(args) -> int:
+    """main's work, with the output directory locked."""
     out = Path(args.out_dir)
     target, opts_file = out / "plda.npz", out / "plda_opts.json"
     opts = {"lda_dim": args.lda_dim, "num_em_iters": args.num_em_iters,

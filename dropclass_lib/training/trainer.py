@@ -41,7 +41,7 @@ from tqdm import tqdm
 from dropclass_lib.config import save_config, to_dict
 from dropclass_lib.errors import UserError
 from dropclass_lib.heads import build_head
-from dropclass_lib.model_io import TrainedModel, save_model
+from dropclass_lib.model_io import TrainedModel, load_weights, save_model
 from dropclass_lib.models import build_extractor
 from dropclass_lib.training import distributed
 from dropclass_lib.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
@@ -59,6 +59,22 @@ RESUMABLE_CHANGES = {("train", "num_iters"), ("train", "checkpoint_every"), ("tr
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
+
+
+class _UserErrorsAsBatches(torch.utils.data.Dataset):
+    """A dataset whose :class:`UserError` (an unreadable archive) comes back as a batch
+    ``{"user_error": message}``, so that the training loop raises it with its own message: a
+    DataLoader worker's exception would reach the user with the worker's traceback inside the
+    message (or as a RuntimeError, for exceptions it cannot rebuild from a string)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __getitem__(self, spec) -> dict:
+        try:
+            return self.dataset[spec]
+        except UserError as err:
+            return {"user_error": str(err)}
 
 
 @dataclass
@@ -202,8 +218,8 @@ class _Run:
             raise UserError(f"cannot resume from {path}: the class state / DropClass settings differ")
         if ckpt["world_size"] != self.env.world_size:
             raise UserError(f"cannot resume from {path}: written by {ckpt['world_size']} processes, now {self.env.world_size}")
-        self.extractor.load_state_dict(ckpt["extractor"])
-        self.head.load_state_dict(ckpt["head"])
+        load_weights(self.extractor, ckpt["extractor"], path, "extractor")
+        load_weights(self.head, ckpt["head"], path, "head")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.sampler.load_state_dict(ckpt["sampler"])
@@ -247,7 +263,8 @@ class _Run:
             net = DistributedDataParallel(self.net, device_ids=[env.device.index] if env.device.type == "cuda" else None)
         writer, handler = self.open_logs(start)
         loader = torch.utils.data.DataLoader(
-            CropDataset(self.index), batch_size=None, sampler=self.sampler, num_workers=cfg.data.num_workers,
+            _UserErrorsAsBatches(CropDataset(self.index)), batch_size=None, sampler=self.sampler,
+            num_workers=cfg.data.num_workers,
             prefetch_factor=cfg.data.prefetch_batches if cfg.data.num_workers else None,
             pin_memory=env.device.type == "cuda", generator=torch.Generator())
         end = cfg.train.num_iters if stop_at is None else min(stop_at, cfg.train.num_iters)
@@ -303,6 +320,8 @@ class _Run:
             for it in range(start, end):
                 t0 = time.perf_counter()
                 batch = next(batches)
+                if "user_error" in batch:
+                    raise UserError(batch["user_error"])
                 t1 = time.perf_counter()
                 if batch["iteration"] != it:
                     raise RuntimeError(f"batch for iteration {batch['iteration']} arrived at iteration {it}")
