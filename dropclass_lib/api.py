@@ -94,7 +94,7 @@ def read_frontend(path: str | os.PathLike) -> Frontend:
     return Frontend(feat_cfg, vad_cfg, cmn_window, source, fft_size_of(config_record(feat_cfg)))
 
 
-def _package_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+def package_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(model file, package directory)`` of a package directory or of a model file in one."""
     path = Path(path)
     if path.is_dir():
@@ -215,7 +215,7 @@ class SpeakerModel:
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
     """The model package at ``path`` (a directory, or the ``final.pt`` in one, beside its
     ``frontend.yaml``), on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``)."""
-    model_file, package = _package_paths(path)
+    model_file, package = package_paths(path)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device}: CUDA is not available on this machine")
