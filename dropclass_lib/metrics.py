@@ -11,6 +11,15 @@ segment joining them, and the EER is where that segment meets FNR = FPR.
 
 minDCF: min over operating points of C_miss * p * FNR + C_fa * (1 - p) * FPR, divided by
 min(C_miss * p, C_fa * (1 - p)) (the cost of the better trivial system), as in NIST SRE.
+
+Cllr (Brümmer and du Preez, 2006): the scores read as natural-log likelihood ratios, the cost
+of the log-likelihood-ratio in bits, ``(mean_tar log2(1 + e^-s) + mean_non log2(1 + e^s)) / 2``:
+0 for perfect, 1 for the uninformative LLR 0, larger for badly calibrated scores. min-Cllr is
+the Cllr after the best monotone re-mapping of the scores, as in the BOSARIS toolkit: the PAV
+(isotonic regression of the labels on the scores) gives the optimal posterior P(target | s)
+per score, turned into an LLR by removing the list's prior odds, ``logit(P) - log(N_tar /
+N_non)``. Cllr - min-Cllr is the calibration loss; min-Cllr depends only on the order of the
+scores.
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ class ErrorRates:
     thresholds: np.ndarray  # accept when score > threshold (-inf for the first point)
 
 
-def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(float64 scores, bool labels)``, flat; non-finite scores or a list without both kinds
+    of trial are a :class:`UserError`."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels, dtype=bool).ravel()
     if scores.shape != labels.shape:
@@ -49,7 +60,7 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def error_rates(scores, labels) -> ErrorRates:
     """Miss and false-alarm rates at every distinct threshold (see the module docstring)."""
-    scores, labels = _check(scores, labels)
+    scores, labels = check_scores(scores, labels)
     order = np.argsort(scores, kind="stable")
     s = scores[order]
     y = labels[order]
@@ -116,6 +127,41 @@ def compute_metrics(scores, labels, p_targets=P_TARGETS) -> dict:
     out.update(num_trials=int(labels.size), num_target=int(labels.sum()),
                num_nontarget=int(labels.size - labels.sum()))
     return out
+
+
+def compute_cllr(scores, labels) -> float:
+    """Cllr in bits of scores read as natural-log likelihood ratios (see the module docstring)."""
+    return _cllr(*check_scores(scores, labels))
+
+
+def _cllr(llrs: np.ndarray, labels: np.ndarray) -> float:
+    # log(1 + e^x) = logaddexp(0, x): exact for large |x| and for the infinite LLRs of PAV
+    # (a pure-target block gets +inf, a pure-non-target one -inf: both cost 0).
+    miss = np.logaddexp(0.0, -llrs[labels]).mean()
+    fa = np.logaddexp(0.0, llrs[~labels]).mean()
+    return float((miss + fa) / (2.0 * np.log(2.0)))
+
+
+def pav_llrs(scores, labels) -> np.ndarray:
+    """The optimal monotone re-mapping of ``scores`` to LLRs (PAV; infinite at pure blocks)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    scores, labels = check_scores(scores, labels)
+    posterior = IsotonicRegression(increasing=True, out_of_bounds="clip").fit_transform(scores, labels.astype(np.float64))
+    n_tar = labels.sum()
+    prior_log_odds = np.log(n_tar / (labels.size - n_tar))
+    with np.errstate(divide="ignore"):
+        return np.log(posterior) - np.log1p(-posterior) - prior_log_odds
+
+
+def compute_min_cllr(scores, labels) -> float:
+    """min-Cllr in bits: the Cllr of the PAV-calibrated scores (see the module docstring)."""
+    return _cllr(pav_llrs(scores, labels), np.asarray(labels, dtype=bool).ravel())
+
+
+def calibration_metrics(scores, labels) -> dict:
+    """``cllr`` and ``min_cllr`` (bits) of a scored list, for its metrics.json."""
+    return {"cllr": compute_cllr(scores, labels), "min_cllr": compute_min_cllr(scores, labels)}
 
 
 def results_line(metrics: dict, p_targets=P_TARGETS) -> str:

@@ -19,7 +19,10 @@ every ``metrics.json`` under the experiment directory whose parent directory nam
 
 Per trial set, one table: a row per system; for each back-end the EER (%), minDCF@0.01,
 minDCF@0.001 and the relative EER change against the baseline row,
-``100 * (EER - EER_baseline) / EER_baseline`` (negative = better), computed on the means.
+``100 * (EER - EER_baseline) / EER_baseline`` (negative = better), computed on the means;
+then Cllr and minCllr (bits) where the results have them (metrics.json written before they
+were measured has not: such a cell is "–", and a back-end none of whose results has them gets
+no such columns).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from dropclass_lib.errors import UserError
 log = logging.getLogger(__name__)
 
 METRICS = (("eer", "EER (%)", 2), ("min_dcf_0.01", "minDCF@0.01", 4), ("min_dcf_0.001", "minDCF@0.001", 4))
+# Shown when present: a cell summarises them only when every run of it has them.
+OPTIONAL_METRICS = (("cllr", "Cllr", 3), ("min_cllr", "minCllr", 3))
 BACKEND_ORDER = ("cosine", "plda")
 SEED_DIR = re.compile(r"^seed(\d+)$")
 
@@ -108,6 +113,9 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
             for backend, rs in systems[name].items():
                 seeds.update(r["seed"] for r in rs)
                 row["backends"][backend] = {m: _summary([r["metrics"][m] for r in rs]) for m, _, _ in METRICS}
+                for m, _, _ in OPTIONAL_METRICS:
+                    have = all(r["metrics"].get(m) is not None for r in rs)
+                    row["backends"][backend][m] = _summary([r["metrics"][m] for r in rs]) if have else None
                 row["backends"][backend]["seeds"] = sorted(r["seed"] for r in rs if r["seed"] is not None)
             row["num_runs"] = max(len(v) for v in systems[name].values())
             rows.append(row)
@@ -134,15 +142,22 @@ def _fmt(summary: dict | None, digits: int) -> str:
 def render_markdown(tables: dict) -> str:
     baseline = tables["baseline"]
     lines = ["# Results", "",
-             "EER in %; minDCF at p_target 0.01 and 0.001 with C_miss = C_fa = 1, normalised as in NIST SRE.",
+             "EER in %; minDCF at p_target 0.01 and 0.001 with C_miss = C_fa = 1, normalised as in NIST SRE. "
+             "Cllr and minCllr in bits, reading the scores as log-likelihood ratios: minCllr measures "
+             "discrimination, Cllr - minCllr the calibration loss (large for raw cosine or PLDA scores; "
+             "`+cal` back-ends were calibrated by steps/calibrate_scores.py).",
              "Several seeds: mean ± sample standard deviation. "
              + (f"ΔEER: relative EER change against `{baseline}` (negative is better)." if baseline else ""), ""]
     for trial_set, table in tables["sets"].items():
         counts = "/".join(map(str, table["num_trials"]))
         lines += [f"## {trial_set} ({counts} trials)", ""]
+        optional = {b: [(m, label, d) for m, label, d in OPTIONAL_METRICS
+                        if any((row["backends"].get(b) or {}).get(m) is not None for row in table["rows"])]
+                    for b in table["backends"]}
         header = ["system", "runs"]
         for b in table["backends"]:
             header += [f"{b} {label}" for _, label, _ in METRICS] + [f"{b} ΔEER (%)"]
+            header += [f"{b} {label}" for _, label, _ in optional[b]]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in table["rows"]:
             cells = [row["system"] + (" (floor)" if row["floor"] else "") + (" (pretrained peer)" if row["peer"] else ""),
@@ -152,6 +167,7 @@ def render_markdown(tables: dict) -> str:
                 cells += [_fmt(cell[m] if cell else None, d) for m, _, d in METRICS]
                 rel = cell["rel_eer_change"] if cell else None
                 cells.append("–" if rel is None or row["system"] == baseline else f"{rel:+.1f}")
+                cells += [_fmt(cell.get(m) if cell else None, d) for m, _, d in optional[b]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

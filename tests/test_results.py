@@ -80,3 +80,28 @@ def test_errors(exp, tmp_path):
         find_results(tmp_path / "bad")
     with pytest.raises(UserError, match="does not exist"):
         find_results(tmp_path / "none")
+
+
+def test_cllr_columns_where_the_results_have_them(exp):
+    # Results written since Cllr is measured carry it; older ones (the fixture's) do not.
+    put(exp, "baseline/seed1/scores_vox1_o_plda_cal", "plda+cal", 2.0, cllr=0.25, min_cllr=0.2)
+    put(exp, "baseline/seed2/scores_vox1_o_plda_cal", "plda+cal", 3.0, cllr=0.35, min_cllr=0.3)
+    put(exp, "dropclass/seed1/scores_vox1_o_plda_cal", "plda+cal", 2.0)
+    tables = build_tables(find_results(exp), "baseline")
+    rows = {r["system"]: r for r in tables["sets"]["vox1_o"]["rows"]}
+    cell = rows["baseline"]["backends"]["plda+cal"]
+    assert cell["cllr"]["mean"] == pytest.approx(0.3) and cell["cllr"]["std"] == pytest.approx(0.1 / 2 ** 0.5)
+    assert cell["min_cllr"]["mean"] == pytest.approx(0.25)
+    assert rows["dropclass"]["backends"]["plda+cal"]["cllr"] is None
+    assert rows["baseline"]["backends"]["cosine"]["cllr"] is None
+    assert make_results_table.main([str(exp)]) == 0
+    md = (exp / "RESULTS.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| system"))
+    assert header.endswith("| plda+cal EER (%) | plda+cal minDCF@0.01 | plda+cal minDCF@0.001 | plda+cal ΔEER (%) "
+                           "| plda+cal Cllr | plda+cal minCllr |")
+    assert "cosine Cllr" not in header and "| plda ΔEER (%) | plda+cal EER (%) |" in header
+    assert md.count("| baseline | 2 | 5.00 ± 1.41 | 0.5000 ± 0.0000 | 0.6000 ± 0.0000 | – | 2.50 ± 0.71 |") == 1
+    baseline_row = next(line for line in md.splitlines() if line.startswith("| baseline |"))
+    assert baseline_row.endswith("| 2.50 ± 0.71 | 0.5000 ± 0.0000 | 0.6000 ± 0.0000 | – | 0.300 ± 0.071 | 0.250 ± 0.071 |")
+    dropclass_row = next(line for line in md.splitlines() if line.startswith("| dropclass |"))
+    assert dropclass_row.endswith("| 2.00 | 0.5000 | 0.6000 | -20.0 | – | – |")

@@ -1,8 +1,9 @@
 """Scoring a trial list with a back-end and writing the standard outputs of a scoring directory.
 
 ``OUT_DIR/scores`` (``enrol test score`` per trial, in trial order), ``metrics.json``
-(:func:`dropclass_lib.metrics.compute_metrics` plus what was scored), ``RESULTS`` (one line),
-``det.png`` and ``hist.png``. Shared by ``steps/score_trials.py`` and ``steps/score_mfcc_floor.py``.
+(:func:`dropclass_lib.metrics.compute_metrics`, the ``cllr`` and ``min_cllr`` of
+:func:`dropclass_lib.metrics.calibration_metrics`, plus what was scored), ``RESULTS`` (one
+line), ``det.png`` and ``hist.png``. Shared by ``steps/score_trials.py`` and ``steps/score_mfcc_floor.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dropclass_lib.backends.score_norm import cohort_stats, s_norm
 from dropclass_lib.backends.scoring import pair_scores
 from dropclass_lib.errors import InputFileError
 from dropclass_lib.freshness import mark_fresh, up_to_date
-from dropclass_lib.metrics import compute_metrics, error_rates, results_line
+from dropclass_lib.metrics import calibration_metrics, compute_metrics, error_rates, results_line
 from dropclass_lib.plots import plot_det, plot_score_histogram
 from dropclass_lib.tables import iter_lines
 from dropclass_lib.trials import Trials
@@ -78,7 +79,7 @@ def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / "scores", "w", encoding="utf-8") as f:
         f.writelines(f"{e} {t} {s:.6f}\n" for e, t, s in zip(trials.enrol, trials.test, scores.tolist()))
-    metrics = {**info, **compute_metrics(scores, trials.target)}
+    metrics = {**info, **compute_metrics(scores, trials.target), **calibration_metrics(scores, trials.target)}
     rates = error_rates(scores, trials.target)
     label = info.get("backend", "scores")
     plot_det({label: rates}, out_dir / "det.png", title=title, eers={label: metrics["eer"] / 100})
