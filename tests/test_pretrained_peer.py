@@ -116,10 +116,12 @@ def test_peer_row_in_the_results_table(tmp_path):
 
     res = run_tool(sys.executable, str(ROOT / "steps" / "make_results_table.py"), str(exp))
     assert res.returncode == 0, res.stderr
-    rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")][1:]
-    assert [r.split(" | ")[0] for r in rows] == ["| baseline", "| resemblyzer (pretrained peer)", "| mfcc_floor (floor)"]
-    cells = rows[1].strip("| ").split(" | ")
-    assert cells[2] == f"{metrics['eer']:.2f}" and cells[-1] == "–"   # its EER, and no change against the baseline
+    header, *rows = [line.strip("| ").split(" | ") for line in (exp / "RESULTS.md").read_text().splitlines()
+                     if line.startswith("| ")]
+    assert [r[0] for r in rows] == ["baseline", "resemblyzer (pretrained peer)", "mfcc_floor (floor)"]
+    cells = dict(zip(header, rows[1]))
+    # its EER, and no change against the baseline
+    assert cells["cosine EER (%)"] == f"{metrics['eer']:.2f}" and cells["cosine ΔEER (%)"] == "–"
     table = json.loads((exp / "RESULTS.json").read_text())["sets"]["eval"]["rows"]
     by_name = {r["system"]: r for r in table}
     assert by_name["resemblyzer"]["peer"] == "resemblyzer" and by_name["baseline"]["peer"] is None
