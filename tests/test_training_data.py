@@ -146,8 +146,8 @@ def test_ranks_get_distinct_classes(tmp_path):
     for a, b, _ in zip(r0, r1, range(5)):
         assert not set(ix.labels[a.utts]) & set(ix.labels[b.utts])
         assert a.length == b.length
-    with pytest.raises(ValueError, match="needs 14 distinct classes"):
-        sampler_for(ix, batch=7, world=2)
+    with pytest.raises(ValueError, match="needs 13 distinct classes"):  # batch_size is the global batch
+        sampler_for(ix, batch=13, world=2)
 
 
 def test_random_sampler(tmp_path):

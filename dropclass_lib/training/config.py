@@ -25,7 +25,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     sampler: str = "balanced"        # balanced: batch_size distinct classes, one utterance each; random: random utterances
-    batch_size: int = 64             # per process (under DDP the global batch is batch_size x world size)
+    batch_size: int = 64             # the global batch: under DDP split across the W processes (rank r takes
+                                     # positions r*B//W .. (r+1)*B//W - 1); at least W; balanced: <= sampleable classes
     min_frames: int = 200            # crop length is drawn uniformly in [min_frames, max_frames] per batch
     max_frames: int = 200            # upper end of that range
     min_utt_frames: int = 200        # utterances with fewer frames are not used for training (Kaldi v2 filters at 400)

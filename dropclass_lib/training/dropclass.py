@@ -18,7 +18,9 @@ so the drop at any iteration is a pure function of the configuration (exact resu
 extra state, and the whole plan is written to ``drop_schedule.tsv`` before training). In a
 period, batches come only from ``data_mask & ~dropped`` and the head's active rows are
 ``(row_mask minus the dropped classes' rows) ∪ rows of the sampleable classes``.
-With ``drop_per_batch`` the active rows are instead the rows of the classes in each batch.
+With ``drop_per_batch`` the active rows are instead the rows of the classes in each batch: the
+*global* batch under DDP (the union of all ranks' slices, which every rank's sampler knows), so
+that every rank computes its softmax over the same rows.
 """
 
 from __future__ import annotations
@@ -100,11 +102,15 @@ class DropSchedule:
     def num_sampleable(self) -> int:
         return len(self.eligible) - (self.cfg.num_drop if self.periodic else 0)
 
-    def active_rows(self, iteration: int, batch_classes: torch.Tensor) -> torch.Tensor | None:
-        """Sorted head rows in the softmax for this iteration; ``None`` when it is all of them."""
+    def active_rows(self, iteration: int, batch_classes) -> torch.Tensor | None:
+        """Sorted head rows in the softmax for this iteration; ``None`` when it is all of them.
+
+        ``batch_classes`` (array or CPU tensor of data-class ids) are the classes of the global
+        batch; only ``drop_per_batch`` looks at them.
+        """
         st = self.state
         if self.cfg.drop_per_batch:
-            return torch.unique(torch.as_tensor(st.label_map)[batch_classes.cpu()])
+            return torch.from_numpy(np.unique(st.label_map[np.asarray(batch_classes)]))
         rows = st.row_mask.copy()
         rows[st.label_map[self.dropped(iteration)]] = False
         rows[st.label_map[self.sampleable(iteration)]] = True

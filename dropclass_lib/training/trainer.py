@@ -329,7 +329,7 @@ class _Run:
                 if cfg.dropclass.reset_head_each_drop and schedule.starts_period(it):
                     self.reset_head()
                 classes = batch["classes"]
-                active = schedule.active_rows(it, classes)
+                active = schedule.active_rows(it, self.sampler.batch_classes(it))  # the global batch's
                 feats = batch["feats"].to(env.device, non_blocking=True)
                 labels = self.label_map[classes].to(env.device, non_blocking=True)
                 net.train()
@@ -339,7 +339,7 @@ class _Run:
                 if not distributed.all_ranks_true(finite, env):
                     raise self.diverged(it + 1, loss.item() if not finite else math.nan)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * self.sampler.rank_loss_weight).backward()  # DDP's mean over ranks: the global batch mean
                 if cfg.optim.grad_clip > 0:
                     nn.utils.clip_grad_norm_(self.net.parameters(), cfg.optim.grad_clip)
                 self.optimizer.step()
@@ -354,7 +354,7 @@ class _Run:
                     stats.startup_s = t2 - t0
                 else:
                     stats.iterations += 1
-                    stats.frames += feats.shape[0] * feats.shape[1] * env.world_size
+                    stats.frames += len(self.sampler.batch_classes(it)) * feats.shape[1]
                     stats.seconds += t2 - t0
                     stats.data_wait_s += t1 - t0
                     stats.max_wait_s = max(stats.max_wait_s, t1 - t0)
