@@ -109,7 +109,9 @@ class SpeakerModel:
 
     ``extractor`` is the torch module: features ``(batch, frames, feat_dim)`` to embeddings
     ``(batch, emb_dim)``; ``frontend`` the settings it expects its features computed with;
-    ``backend`` the scoring back-end (PLDA when the package has ``plda/plda.npz``, else cosine).
+    ``backend`` the scoring back-end (PLDA when the package has ``plda/plda.npz``, else cosine);
+    ``model`` the :class:`~dropclass_lib.model_io.TrainedModel` (head, class names, training
+    configuration).
     """
 
     def __init__(self, model: TrainedModel, frontend: Frontend, backend, device: torch.device, source: str):
@@ -118,7 +120,6 @@ class SpeakerModel:
         self.frontend = frontend
         self.backend = backend
         self.device = device
-        self.source = source
         self.sample_rate = frontend.feats.sample_frequency
         self._features = FeatureExtractor(frontend.feats)
         dim = extractor_input_dim(model.extractor)
@@ -211,6 +212,7 @@ class SpeakerModel:
         else the cosine similarity. ``a``/``b``: embeddings (from :meth:`embed`) or audio files."""
         zero = np.zeros(1, dtype=np.int64)
         return float(pair_scores(self._space(a), self._space(b), zero, zero)[0])
+
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
     """The model package at ``path`` (a directory, or the ``final.pt`` in one, beside its
