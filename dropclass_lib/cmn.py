@@ -21,7 +21,8 @@ import numpy as np
 
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.provenance import data_inputs, scp_archives
 from dropclass_lib.tables import read_key_rest, read_kv, write_table
 from dropclass_lib.trials import Trials, read_trials, write_trials
 
@@ -101,8 +102,7 @@ def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLik
             raise InputFileError(path, None, f"no entry for {len(missing)} utterance(s) of utt2spk, e.g. {missing[0]!r}")
     name = data_out.resolve().name
     (feat_dir / "log").mkdir(parents=True, exist_ok=True)
-    check_job_record(feat_dir / f"xvector_feats_{name}.yaml", {"cmn_window": cmn_window, "center": True,
-                                                                "norm_vars": False, "data_in": str(data_in.resolve())})
+    settings = {"cmn_window": cmn_window, "center": True, "norm_vars": False, "data_in": str(data_in.resolve())}
     feats, vads = kaldiio.load_scp(str(feats_scp)), kaldiio.load_scp(str(vad_scp))
 
     def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
@@ -125,7 +125,8 @@ def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLik
     data_out.mkdir(parents=True, exist_ok=True)
     with regenerating(data_out / "feats.scp", data_out / "utt2num_frames"):  # a failed run leaves no stale list
         jobs, _ = run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
-                               desc=f"cmn+vad {data_in.name}", all_keys=False)
+                               desc=f"cmn+vad {data_in.name}", settings=settings,
+                               inputs=data_inputs(data_in, "feats.scp") + [vad_scp] + scp_archives(vad_scp))
         kept = set()
         for job in jobs:
             kept.update(job.read_scp())

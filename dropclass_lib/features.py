@@ -43,7 +43,7 @@ import yaml
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.kaldi_analysis import LOG_ENERGY_FLOOR, blackman_window, lifter_coefficients
-from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import iter_table, read_kv
 
 log = logging.getLogger(__name__)
@@ -342,6 +342,15 @@ def _read_audio_entries(data_dir: Path, utts: Sequence[str]) -> dict[str, tuple[
     return entries
 
 
+def audio_setups(entries: dict[str, tuple[Path, int, object]]) -> list[Path]:
+    """The augmentation setups (augment.yaml) the utt2aug entries render with: inputs of every
+    feature job besides the utterances' own wav.scp/utt2aug lines."""
+    from dropclass_lib.datadir.utt2aug import AugRecord
+
+    return [Path(s) for s in sorted({step.setup for _, _, entry in entries.values() if isinstance(entry, AugRecord)
+                                     for step in entry.steps})]
+
+
 def _extract_job(extractor: FeatureExtractor, renderer, entries: dict[str, tuple[Path, int, object]], log_path: Path,
                  job: ArkJob, utts: Sequence[str], progress: Progress) -> None:
     """Features of ``utts`` into ``job``; their audio comes from ``renderer`` (an
@@ -387,7 +396,9 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     source rendered in the job (:mod:`dropclass_lib.augment`). Writes
     ``feat_dir/raw_<type>_<name>.JOB.{ark,scp,utt2num_frames}`` in ``nj`` jobs, then
     ``data_dir/feats.scp``, ``data_dir/utt2num_frames`` and ``data_dir/feats_config.yaml``.
-    Finished jobs are skipped on a re-run; ``feats.scp`` appears only when every job succeeded.
+    A job is redone when its utterances, their wav.scp/utt2aug lines, the feature settings or an
+    augmentation setup (:func:`audio_setups`) changed, and kept otherwise; ``feats.scp`` appears only when every
+    job succeeded.
     """
     data_dir, feat_dir = Path(data_dir), Path(feat_dir)
     log_dir = Path(log_dir) if log_dir is not None else data_dir / "log"
@@ -402,7 +413,6 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     feat_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     record = config_record(cfg)
-    check_job_record(feat_dir / f"raw_{name}.yaml", record)
     chunks = split_contiguous(utts, nj)
     if len(chunks) < nj:
         log.warning("only %d utterances: using %d jobs instead of %d", len(utts), len(chunks), nj)
@@ -423,9 +433,10 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
 
     outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / FEATS_CONFIG]
     with regenerating(*outputs):  # a failed run leaves no stale list
-        jobs, ran = run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}")
+        jobs, ran = run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}",
+                                 settings=record, inputs=audio_setups(entries), entry=lambda u: str(entries[u][2]))
         n = merge_ark_jobs(jobs, outputs[0], outputs[1])
         with atomic_open(outputs[2], "w", encoding="utf-8") as f:
             yaml.safe_dump(record, f, sort_keys=False)
     log.info("%s features for %d utterances of %s (%s) -> %s",
-             cfg.feat_type, n, data_dir, "computed" if ran else "all jobs were already done", outputs[0])
+             cfg.feat_type, n, data_dir, "computed" if ran else "up to date", outputs[0])

@@ -3,14 +3,11 @@ chunk with a shared progress bar, and write each job's archive so that a killed 
 leaves a usable-looking result.
 
 A job's output is ``<prefix>.<job>.ark`` plus ``<prefix>.<job>.scp``; the scp is written last,
-after the ark is complete and renamed into place, so "the scp exists" is the test for "the job
-finished". Re-running a stage skips the jobs whose scp exists and redoes the others.
-
-Beside the archives, ``<prefix>.jobs.yaml`` records how the keys were split (number of jobs,
-their sizes, a hash of the keys in order). A job's scp alone cannot tell which keys it was
-given when a stage may drop keys, so a re-run with another ``--nj`` would otherwise take an old
-job 1 for the new job 1 and silently lose keys; with the record, a finished run made with
-other job counts is reused whole, and anything else is refused with what to do.
+after the ark is complete and renamed into place, so a killed job never leaves an scp. Each job
+follows the freshness rule of :mod:`dropclass_lib.provenance` on its own, with its record
+``<prefix>.<job>.made_from.json``: the stage's settings and input files plus the keys the job was
+given. A re-run keeps a job only when all of these are unchanged, so a changed wav.scp, feature
+option or ``--nj`` redoes the jobs it touches, and finished jobs of an interrupted run are kept.
 
 Job processes die with the stage that started them (``PR_SET_PDEATHSIG`` on Linux): a
 ``kill -9`` of the stage leaves no orphan still writing archives. What a killed job had half
@@ -34,11 +31,11 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import kaldiio
 import numpy as np
-import yaml
 from tqdm import tqdm
 
+from dropclass_lib import provenance
 from dropclass_lib.atomic import atomic_open, atomic_path, remove_dead_temps
-from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.errors import UserError
 from dropclass_lib.tables import read_kv, write_table
 
 log = logging.getLogger(__name__)
@@ -226,69 +223,16 @@ def merge_ark_jobs(jobs: Sequence[ArkJob], scp_path: str | os.PathLike,
     return len(scp)
 
 
-def check_job_record(path: str | os.PathLike, record: dict) -> None:
-    """Save ``record`` (the settings a stage's archives are made with) at ``path``, or, if an
-    earlier run saved one, insist that it is the same: archives made with other settings must
-    not be mixed with new ones. A setting added since the earlier run whose value is ``None``
-    (its default: the behaviour before it existed) does not count as a difference."""
-    path = Path(path)
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            old = yaml.safe_load(f)
-        if isinstance(old, dict):
-            old = {**{k: None for k, v in record.items() if v is None}, **old}
-        if old != record:
-            changed = sorted(k for k in set(old or {}) | set(record) if (old or {}).get(k) != record.get(k))
-            raise InputFileError(path, None, "the archives beside this file were made with other settings "
-                                 f"(differing: {', '.join(changed)}); delete them or use another output directory")
-        return
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(record, f, sort_keys=False)
-
-
-def _split_record(chunks: Sequence[Sequence[str]]) -> dict:
+def _keys_digest(keys: Sequence[str], entry: Callable[[str], str] | None) -> str:
     digest = hashlib.sha1()
-    for chunk in chunks:
-        for key in chunk:
-            digest.update(key.encode("utf-8") + b"\n")
-    return {"num_jobs": len(chunks), "job_sizes": [len(c) for c in chunks], "keys_sha1": digest.hexdigest()}
+    for key in keys:
+        digest.update(f"{key} {entry(key) if entry else ''}\n".encode("utf-8"))
+    return digest.hexdigest()
 
 
-def _write_split_record(path: Path, record: dict) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(record, f, sort_keys=False, default_flow_style=None)
-
-
-def _reuse_other_split(prefix: Path, path: Path, old: dict, new: dict) -> list[ArkJob]:
-    """The jobs of an earlier run split differently: usable only if that run finished every
-    job on the same keys (the merged result does not depend on the split)."""
-    if not isinstance(old, dict) or set(old) != set(new):
-        raise InputFileError(path, None, f"not a job split record; delete it and {prefix}.*, then rerun")
-    jobs = [ArkJob(prefix, j) for j in range(1, old["num_jobs"] + 1)]
-    missing = [job.job for job in jobs if not job.finished()]
-    if old["keys_sha1"] != new["keys_sha1"]:
-        raise InputFileError(path, None, f"the archives {prefix}.JOB.* were made for other keys (the data "
-                             "changed since); delete them and this file, or use another output directory")
-    if missing:
-        raise InputFileError(path, None, f"an earlier run split this work into {old['num_jobs']} jobs and "
-                             f"job(s) {', '.join(map(str, missing))} did not finish; rerun with --nj "
-                             f"{old['num_jobs']} to finish it, or delete {prefix}.* to start again with "
-                             f"--nj {new['num_jobs']}")
-    log.info("%s.*: reusing the %d finished jobs of an earlier run (this run asked for %d)",
-             prefix, old["num_jobs"], new["num_jobs"])
-    return jobs
-
-
-def _check_unrecorded_jobs(prefix: Path, path: Path, jobs: Sequence[ArkJob], all_keys: bool) -> None:
-    """Archives without a split record (made before records were kept): trusted only where
-    each finished job's keys prove its split, i.e. when jobs write every key they are given."""
-    finished = [job for job in jobs if job.finished()]
-    beyond = ArkJob(prefix, len(jobs) + 1)
-    if not finished and not beyond.finished():
-        return
-    if not all_keys or beyond.finished():
-        raise UserError(f"{prefix}.JOB.scp: finished archives without {path.name}, so their job split cannot be "
-                        f"checked (made with another --nj, or by an older version); delete {prefix}.* and rerun")
+def _remove_job_files(prefix: Path, job: int) -> None:
+    for ext in ("ark", "scp", "utt2num_frames", "made_from.json"):
+        Path(f"{prefix}.{job}.{ext}").unlink(missing_ok=True)
 
 
 def check_scp_safe(directory: str | os.PathLike, what: str) -> None:
@@ -302,42 +246,40 @@ def check_scp_safe(directory: str | os.PathLike, what: str) -> None:
 
 def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
                  worker: Callable[[ArkJob, Sequence[str], Progress], None], desc: str,
-                 all_keys: bool = True) -> tuple[list[ArkJob], bool]:
-    """Run ``worker(ark_job, keys, progress)`` for each chunk of keys whose job is not finished.
+                 settings: dict, inputs: Sequence[str | os.PathLike],
+                 entry: Callable[[str], str] | None = None) -> tuple[list[ArkJob], bool]:
+    """Run ``worker(ark_job, keys, progress)`` for each chunk of keys whose job is not fresh.
 
-    ``all_keys``: each job writes every key it is given (otherwise a subset: stages that may
-    drop entries). The split is recorded in ``<prefix>.jobs.yaml``; a re-run with the same
-    split skips finished jobs, one with another split (``--nj``) reuses the earlier run if it
-    finished on the same keys and otherwise stops with a :class:`UserError` saying what to do.
-    A finished job's scp must hold its chunk's keys (all, or a subset); otherwise the archives
-    come from other data and we stop. Returns the jobs to merge and whether any had to be run.
+    ``settings`` (JSON-able) and ``inputs`` (files) are what every job's output depends on
+    besides its keys; ``entry(key)``, when given, is the key's own input line (its wav.scp
+    entry), so that a changed line redoes only the job that holds it. Jobs left from an earlier run with more jobs are removed. When some jobs
+    fail, the others still finish and are recorded (a re-run redoes only the failed ones).
+    Returns the jobs to merge and whether any had to be run.
     """
     prefix = Path(prefix)
     check_scp_safe(prefix.parent, "archive directory")
     remove_dead_temps(prefix.parent)
-    split_path = Path(f"{prefix}.jobs.yaml")
-    split = _split_record(chunks)
+    inputs = list(inputs)
     jobs = [ArkJob(prefix, j) for j in range(1, len(chunks) + 1)]
-    if split_path.is_file():
-        with open(split_path, encoding="utf-8") as f:
-            old = yaml.safe_load(f)
-        if old != split:
-            return _reuse_other_split(prefix, split_path, old, split), False
-    else:
-        _check_unrecorded_jobs(prefix, split_path, jobs, all_keys)
+    beyond = len(jobs) + 1
+    while any(Path(f"{prefix}.{beyond}.{ext}").exists() for ext in ("scp", "made_from.json")):
+        _remove_job_files(prefix, beyond)
+        beyond += 1
     todo = []
     for job, chunk in zip(jobs, chunks):
-        if not job.finished():
-            todo.append((job, chunk))
-            continue
-        have, want = set(job.read_scp()), set(chunk)
-        if (have != want) if all_keys else not have <= want:
-            raise InputFileError(job.scp, None, f"finished job {job.job} holds other utterances than "
-                                 "this run gives it (different --nj or changed data?); delete the job's "
-                                 "files or use another output directory")
-    _write_split_record(split_path, split)
+        st = provenance.open_stage(prefix.parent, {**settings, "keys_sha1": _keys_digest(chunk, entry), "num_keys": len(chunk)},
+                                   inputs, outputs=(job.scp.name,), what=f"{prefix.name} job {job.job}",
+                                   record_name=f"{prefix.name}.{job.job}.made_from.json")
+        if not st.fresh:
+            job.scp.unlink(missing_ok=True)
+            todo.append((job, chunk, st))
+
+    def run_one(_, arg, progress: Progress) -> None:
+        job, chunk, st = arg
+        worker(job, chunk, progress)
+        st.finish()  # in the job itself: a finished job stays recorded when the stage is killed
+
     if todo:
-        run_jobs(lambda j, arg, progress: worker(arg[0], arg[1], progress), todo, desc,
-                 total=sum(len(c) for _, c in todo), job_ids=[job.job for job, _ in todo],
-                 num_jobs=len(jobs))
+        run_jobs(run_one, todo, desc, total=sum(len(c) for _, c, _ in todo),
+                 job_ids=[job.job for job, _, _ in todo], num_jobs=len(jobs))
     return jobs, bool(todo)

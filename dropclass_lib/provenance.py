@@ -10,7 +10,14 @@ use now:
   first, so an interrupted run never looks finished) and writes the new record at the end;
 * for stages whose work is expensive and whose directory a researcher names (training,
   DropAdapt), ``strict=True`` makes a difference an error naming the differing keys, so a finished
-  experiment is never silently replaced: a new directory or ``--overwrite`` proceeds.
+  experiment is never silently replaced: a new directory or ``--overwrite`` proceeds. A strict
+  stage writes its record (marked ``"complete": false``) *before* its work, so a partly done
+  directory (an interrupted training) is held to the same settings: resuming it with them works,
+  with other ones is an error. A strict directory whose outputs exist but that has no record
+  (made by another version) is an error too, never silently redone.
+
+A stage that writes several independent pieces into one shared directory (the feature jobs)
+records each piece under its own ``record_name``.
 
 Inputs are compared by size and modification time, not content: files are written through
 :mod:`dropclass_lib.atomic`, which keeps an unchanged rewritten file with its old time, so an
@@ -46,6 +53,33 @@ def input_identity(paths: Iterable[str | os.PathLike]) -> dict[str, list[int]]:
     return identity
 
 
+def data_inputs(data_dir: str | os.PathLike, *names: str) -> list[Path]:
+    """The inputs of a stage that reads a data dir's features: ``names`` (default feats.scp and
+    utt2spk; utt2num_frames too when present) and every archive feats.scp points into. The
+    archives count because a recomputed feature set can leave feats.scp byte-identical (same
+    offsets) while the matrices differ; an archive rewritten with the same bytes keeps its time."""
+    data_dir = Path(data_dir)
+    paths = [data_dir / n for n in (names or ("feats.scp", "utt2spk"))]
+    if not names and (data_dir / "utt2num_frames").is_file():
+        paths.append(data_dir / "utt2num_frames")
+    return paths + scp_archives(data_dir / "feats.scp")
+
+
+def scp_archives(scp: str | os.PathLike) -> list[Path]:
+    """The archive files the entries ``key ark:offset`` of ``scp`` point into (none for a missing scp)."""
+    archives = set()
+    try:
+        with open(scp, encoding="utf-8") as f:
+            for line in f:
+                fields = line.split(None, 1)
+                if len(fields) == 2:
+                    ark, sep, offset = fields[1].strip().rpartition(":")
+                    archives.add(ark if sep and offset.isdigit() else fields[1].strip())
+    except FileNotFoundError:
+        return []
+    return [Path(a) for a in sorted(archives) if not a.endswith("|")]
+
+
 def _flatten(prefix: str, value, out: dict) -> None:
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
@@ -74,8 +108,8 @@ def differences(old: Mapping, new: Mapping) -> list[str]:
     return diffs
 
 
-def read_record(out_dir: str | os.PathLike) -> dict | None:
-    path = Path(out_dir) / RECORD
+def read_record(out_dir: str | os.PathLike, record_name: str = RECORD) -> dict | None:
+    path = Path(out_dir) / record_name
     try:
         with open(path, encoding="utf-8") as f:
             record = json.load(f)
@@ -87,43 +121,79 @@ def read_record(out_dir: str | os.PathLike) -> dict | None:
 
 
 class Stage:
-    """What :func:`stage` yields: ``fresh`` tells whether the outputs can be kept."""
+    """What :func:`stage` yields: ``fresh`` tells whether the outputs can be kept; ``redo``
+    whether earlier outputs were made otherwise (other settings or inputs) and must be cleared
+    by the body before it works (a strict stage under ``overwrite``, whose partial outputs
+    would otherwise be resumed)."""
 
-    def __init__(self, out_dir: Path, record: dict, fresh: bool, reasons: list[str]):
-        self.out_dir, self.record, self.fresh, self.reasons = out_dir, record, fresh, reasons
+    def __init__(self, out_dir: Path, record: dict, fresh: bool, reasons: list[str], redo: bool = False,
+                 record_path: Path | None = None):
+        self.out_dir, self.record, self.fresh, self.reasons, self.redo = out_dir, record, fresh, reasons, redo
+        self.record_path = record_path
+
+    def finish(self) -> None:
+        """Record that the work is done (nothing to do when the stage was fresh)."""
+        if not self.fresh and self.record_path is not None:
+            _write_record(self.record_path, self.record)
+
+
+def _write_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[str | os.PathLike],
+               outputs: Iterable[str] = (), strict: bool = False, overwrite: bool = False,
+               what: str = "", record_name: str = RECORD, write: bool = True) -> Stage:
+    """Check ``out_dir`` against the freshness rule; :meth:`Stage.finish` records the work done.
+
+    ``outputs`` are file names inside ``out_dir`` that must exist for the outputs to count as
+    made. The record is ``out_dir/record_name``; ``write=False`` only reads it (the other
+    processes of a distributed training, where rank 0 writes). :func:`stage` is the usual form.
+    """
+    out_dir = Path(out_dir)
+    outputs = list(outputs)
+    record_path = out_dir / record_name
+    new = {"settings": json.loads(json.dumps(settings, default=str)), "inputs": input_identity(inputs)}
+    old = read_record(out_dir, record_name)
+    missing = [n for n in outputs if not (out_dir / n).exists()]
+    reasons = differences(old, new) if old is not None else []
+    complete = old is not None and old.get("complete", True)
+    fresh = complete and not reasons and not missing
+    label = what or str(out_dir)
+    if strict and not overwrite:
+        if old is not None and reasons:
+            shown = "; ".join(reasons[:6]) + (f"; and {len(reasons) - 6} more" if len(reasons) > 6 else "")
+            raise UserError(f"{label} was made with other inputs or settings ({shown}): "
+                            "use a new directory, or --overwrite to redo it")
+        made = [n for n in outputs if (out_dir / n).exists()]
+        if old is None and made:
+            raise UserError(f"{label} holds {', '.join(made)} but no record of what it was made from "
+                            f"({record_name}): use a new directory, or --overwrite to redo it")
+    redo = strict and overwrite and (bool(reasons) or (old is None and len(missing) < len(outputs)))
+    if fresh:
+        log.info("%s is up to date: skipping", label)
+    elif write:
+        if old is not None and (reasons or missing):
+            log.info("%s: redoing (%s)", label, "; ".join(reasons) if reasons else f"missing {', '.join(missing)}")
+        if strict:
+            _write_record(record_path, {**new, "complete": False})
+        else:
+            record_path.unlink(missing_ok=True)
+    return Stage(out_dir, new, fresh, reasons, redo, record_path if write else None)
 
 
 @contextmanager
 def stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[str | os.PathLike],
           outputs: Iterable[str] = (), strict: bool = False, overwrite: bool = False,
-          what: str = "") -> Iterator[Stage]:
-    """Apply the freshness rule to ``out_dir``.
+          what: str = "", record_name: str = RECORD, write: bool = True) -> Iterator[Stage]:
+    """Apply the freshness rule to ``out_dir`` (arguments as :func:`open_stage`).
 
-    ``outputs`` are file names inside ``out_dir`` that must exist for the outputs to count as
-    made. The body runs in any case and must do nothing when ``stage.fresh``; when it finishes
+    The body runs in any case and must do nothing when ``stage.fresh``; when it finishes
     without an exception after doing its work, the new record is written.
     """
-    out_dir = Path(out_dir)
-    new = {"settings": json.loads(json.dumps(settings, default=str)), "inputs": input_identity(inputs)}
-    old = read_record(out_dir)
-    missing = [n for n in outputs if not (out_dir / n).exists()]
-    reasons = differences(old, new) if old is not None else []
-    fresh = old is not None and not reasons and not missing
-    label = what or str(out_dir)
-    if not fresh and old is not None and reasons and strict and not overwrite:
-        shown = "; ".join(reasons[:6]) + (f"; and {len(reasons) - 6} more" if len(reasons) > 6 else "")
-        raise UserError(f"{label} was made with other inputs or settings ({shown}): "
-                        "use a new directory, or --overwrite to redo it")
-    if fresh:
-        log.info("%s is up to date: skipping", label)
-    else:
-        if old is not None:
-            log.info("%s: redoing (%s)", label, "; ".join(reasons) if reasons else f"missing {', '.join(missing)}")
-        (out_dir / RECORD).unlink(missing_ok=True)
-    st = Stage(out_dir, new, fresh, reasons)
+    st = open_stage(out_dir, settings, inputs, outputs, strict, overwrite, what, record_name, write)
     yield st
-    if not fresh:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_open(out_dir / RECORD, "w", encoding="utf-8") as f:
-            json.dump(new, f, indent=1, sort_keys=True)
-            f.write("\n")
+    st.finish()

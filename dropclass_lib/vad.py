@@ -30,7 +30,8 @@ import numpy as np
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import fft_size_of, read_feats_config
-from dropclass_lib.parallel import ArkJob, Progress, check_job_record, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.provenance import data_inputs
 from dropclass_lib.tables import iter_table
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str) -> 
 
 def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg: VadConfig, nj: int = 1) -> None:
     """Energy VAD for every utterance of ``data_dir/feats.scp`` in ``nj`` jobs:
-    ``vad_dir/vad_<name>.JOB.{ark,scp}``, then ``data_dir/vad.scp``. Finished jobs are skipped."""
+    ``vad_dir/vad_<name>.JOB.{ark,scp}``, then ``data_dir/vad.scp``. A job is kept only when its
+    utterances, feats.scp and the options are unchanged (:mod:`dropclass_lib.provenance`)."""
     data_dir, vad_dir = Path(data_dir), Path(vad_dir)
     feats_scp = data_dir / "feats.scp"
     entries = {utt: (lineno, line, fields[0])
@@ -129,7 +131,8 @@ def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg
     source, fft_size = resolve_energy_source(cfg, data_dir)
     name = data_dir.resolve().name
     (vad_dir / "log").mkdir(parents=True, exist_ok=True)
-    check_job_record(vad_dir / f"vad_{name}.yaml", {**vars(cfg), "energy_source": source, "fft_size": fft_size})
+    settings = {**vars(cfg), "energy_source": source, "fft_size": fft_size}
+
     def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
         start, voiced, total = time.time(), 0, 0
 
@@ -150,7 +153,8 @@ def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg
                     f"(energy: {source}), {time.time() - start:.2f} s\n")
 
     with regenerating(data_dir / "vad.scp"):  # a failed run leaves no stale list
-        jobs, ran = run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}")
+        jobs, ran = run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}",
+                                 settings=settings, inputs=data_inputs(data_dir, "feats.scp"))
         n = merge_ark_jobs(jobs, data_dir / "vad.scp")
     log.info("VAD for %d utterances of %s (%s) -> %s/vad.scp", n, data_dir,
-             "computed" if ran else "all jobs were already done", data_dir)
+             "computed" if ran else "up to date", data_dir)

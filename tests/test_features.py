@@ -291,46 +291,82 @@ def test_resume_after_half_written_job(tmp_path):
     assert sorted(ref) == sorted(got) and all(np.array_equal(ref[k], got[k]) for k in ref)
 
 
-def test_inconsistent_rerun_fails_loudly(tmp_path):
-    d = make_data_dir(tmp_path, [8000] * 4)
-    make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
-    with pytest.raises(UserError, match="made with other settings.*num_ceps"):
-        make_features(d, tmp_path / "f", mfcc_cfg(num_ceps=20), nj=2)
+def ark_times(fd):
+    return {p.name: p.stat().st_mtime_ns for p in fd.glob("*.ark")}
+
+
+def test_a_changed_setting_or_utterance_list_redoes_the_features(tmp_path):
+    """The freshness rule per job: another option or other utterances are recomputed, never
+    kept and never refused; an unchanged re-run touches nothing."""
+    d, fd = make_data_dir(tmp_path, [8000] * 4), tmp_path / "f"
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    before = ark_times(fd)
+    make_features(d, fd, mfcc_cfg(), nj=2)
+    assert ark_times(fd) == before
+    make_features(d, fd, mfcc_cfg(num_ceps=20), nj=2)
+    assert {m.shape[1] for m in read_feats(d).values()} == {20}
     (d / "utt2spk").write_text("u00 spk0\nu01 spk1\nu02 spk0\n")  # the data changed
-    with pytest.raises(UserError, match="made for other keys"):
-        make_features(d, tmp_path / "f", mfcc_cfg(), nj=2)
-    assert not (d / "feats.scp").exists()
+    make_features(d, fd, mfcc_cfg(num_ceps=20), nj=2)
+    assert sorted(read_feats(d)) == ["u00", "u01", "u02"]
+
+
+def test_make_features_after_wav_scp_changed_redoes_the_changed_job(tmp_path):
+    """The issue's case: wav.scp pointed at other audio and make_features said "all jobs were
+    already done", keeping the old features."""
+    d, fd = make_data_dir(tmp_path, [8000, 9000, 10000, 11000]), tmp_path / "f"
+    make_features(d, fd, mfcc_cfg(dither=0.0), nj=2)
+    old = read_feats(d)
+    assert not np.allclose(old["u03"][:50], old["u00"], atol=1e-4)
+    job1 = (fd / "raw_mfcc_data.1.ark").stat().st_mtime_ns
+    lines = (d / "wav.scp").read_text().splitlines()
+    lines[3] = f"u03 {lines[0].split()[1]}"          # u03 (job 2) now reads u00's audio
+    (d / "wav.scp").write_text("\n".join(lines) + "\n")
+    make_features(d, fd, mfcc_cfg(dither=0.0), nj=2)
+    new = read_feats(d)
+    assert new["u03"].shape == old["u00"].shape and np.allclose(new["u03"], old["u00"], atol=1e-4)
+    assert (fd / "raw_mfcc_data.1.ark").stat().st_mtime_ns == job1  # job 1's lines did not change
+
+
+def test_make_features_redoes_when_the_augmentation_setup_changed(tmp_path):
+    """A rendered utterance depends on its augment.yaml: a changed setup redoes the features."""
+    from dropclass_lib.augment import AugmentConfig, AugmentSetup, make_augmented_dir
+    from dropclass_lib.corpora.voxceleb import write_prepared
+
+    clean = make_data_dir(tmp_path, [16000] * 4, "clean")
+    aug_dir, fd = tmp_path / "aug", tmp_path / "f"
+    write_prepared(make_augmented_dir(clean, AugmentSetup(config=AugmentConfig(kinds=["self_noise"], num_aug_utts=4)),
+                                      aug_dir), aug_dir)
+    make_features(aug_dir, fd, mfcc_cfg(), nj=1)
+    before = read_feats(aug_dir)
+    write_prepared(make_augmented_dir(clean, AugmentSetup(config=AugmentConfig(kinds=["self_noise"], num_aug_utts=4,
+                                                                               seed=99)), aug_dir), aug_dir)
+    make_features(aug_dir, fd, mfcc_cfg(), nj=1)
+    after = read_feats(aug_dir)
+    assert sorted(after) == sorted(before) and any(not np.allclose(after[k], before[k]) for k in after)
 
 
 def test_rerun_with_other_nj(tmp_path):
-    """A finished run is reused whole under another --nj; an unfinished one is refused with the
-    --nj that finishes it (never merged with a new split into a partial feats.scp)."""
+    """Another --nj gives the same features (the jobs are redone under the new split, and the
+    old split's extra jobs are removed); a killed job is redone alone."""
     lengths = [8000, 9000, 10000, 11000, 12000]
     d, fd = make_data_dir(tmp_path, lengths), tmp_path / "f"
-    make_features(d, fd, mfcc_cfg(), nj=2)
+    make_features(d, fd, mfcc_cfg(), nj=3)
     expected = read_feats(d)
-    arks = {p: p.stat().st_mtime_ns for p in fd.glob("*.ark")}
-    for nj in (1, 3):
+    for nj in (1, 2):
         make_features(d, fd, mfcc_cfg(), nj=nj)
         got = read_feats(d)
         assert sorted(got) == sorted(expected) and all(np.array_equal(got[k], expected[k]) for k in got)
         assert len((d / "utt2num_frames").read_text().splitlines()) == len(lengths)
-    assert arks == {p: p.stat().st_mtime_ns for p in fd.glob("*.ark")}
-    (fd / "raw_mfcc_data.2.scp").unlink()  # job 2 of the --nj 2 run "killed"
-    with pytest.raises(UserError, match=r"split this work into 2 jobs and job\(s\) 2 did not finish; rerun with --nj 2"):
-        make_features(d, fd, mfcc_cfg(), nj=1)
-    assert not (d / "feats.scp").exists()
+    assert sorted(p.name for p in fd.glob("raw_mfcc_data.*.scp")) == ["raw_mfcc_data.1.scp", "raw_mfcc_data.2.scp"]
+    job1 = (fd / "raw_mfcc_data.1.ark").stat().st_mtime_ns
+    (fd / "raw_mfcc_data.2.scp").unlink()  # job 2 "killed"
     make_features(d, fd, mfcc_cfg(), nj=2)
+    assert (fd / "raw_mfcc_data.1.ark").stat().st_mtime_ns == job1
     got = read_feats(d)
     assert sorted(got) == sorted(expected) and all(np.array_equal(got[k], expected[k]) for k in got)
-    # archives from before split records: trusted only if every job's keys prove the split
-    (fd / "raw_mfcc_data.jobs.yaml").unlink()
-    with pytest.raises(UserError, match="job split cannot be checked"):
-        make_features(d, fd, mfcc_cfg(), nj=1)
-    with pytest.raises(UserError, match="holds other utterances"):
-        make_features(d, fd, mfcc_cfg(), nj=3)
+    (fd / "raw_mfcc_data.1.made_from.json").unlink()  # archives of an older version: no record
     make_features(d, fd, mfcc_cfg(), nj=2)
-    assert (fd / "raw_mfcc_data.jobs.yaml").is_file()
+    assert (fd / "raw_mfcc_data.1.made_from.json").is_file()
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from dropclass_lib.errors import UserError
 from dropclass_lib.heads import build_head
 from dropclass_lib.model_io import save_model
 from dropclass_lib.models import build_extractor
-from dropclass_lib.parallel import ArkJob, check_job_record
+from dropclass_lib.parallel import ArkJob
 from dropclass_lib.tables import write_table
 from test_training import TINY
 from test_training_data import make_feats_dir
@@ -190,17 +190,6 @@ def test_lock_is_released_when_its_holder_dies(tmp_path):
     with lock_output_dirs(out, out / ".." / "out"):  # the same directory twice is one lock
         assert (out / ".lock").read_text().split()[0] == str(os.getpid())
     assert not (out / ".lock").exists()
-
-
-def test_archives_recorded_before_a_null_default_setting_existed_stay_usable(tmp_path):
-    """Feature archives made before the ``channel`` key existed are what ``channel: null`` makes."""
-    path = tmp_path / "raw_mfcc_x.yaml"
-    path.write_text(yaml.safe_dump({"dither": 1.0}))
-    check_job_record(path, {"dither": 1.0, "channel": None})
-    with pytest.raises(UserError, match="differing: channel"):
-        check_job_record(path, {"dither": 1.0, "channel": 0})
-    with pytest.raises(UserError, match="differing: dither"):
-        check_job_record(path, {"dither": 0.0, "channel": None})
 
 
 # -------------------------------------------------------------------------------- killed runs

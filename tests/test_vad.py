@@ -3,6 +3,9 @@ silences through real MFCC/fbank features, and the compute_vad step."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 from pathlib import Path
 
 import kaldiio
@@ -122,23 +125,30 @@ def test_compute_vad_step(tmp_path, feat_type):
         check_bursts(vad, 2)
     source = "log_mel_sum" if feat_type == "fbank" else "c0"
     assert f"energy: {source}" in (tmp_path / "vad" / "log" / "vad_data.1.log").read_text()
-    assert "fft_size: 512" in (tmp_path / "vad" / "vad_data.yaml").read_text()
+    assert '"fft_size": 512' in (tmp_path / "vad" / "vad_data.1.made_from.json").read_text()
 
 
-def test_compute_vad_rerun_with_other_nj(tmp_path):
+def test_compute_vad_rerun_with_other_nj_or_changed_features(tmp_path):
+    """Another --nj or a killed job gives the same vad.scp; features recomputed with another
+    option (same feats.scp bytes: same offsets) redo the VAD."""
     d = make_burst_dir(tmp_path, n=3)
-    make_features(d, tmp_path / "feats", load_config(default_config_path("mfcc"), MfccFeatConfig), nj=1)
+    feat_cfg = load_config(default_config_path("mfcc"), MfccFeatConfig)
+    make_features(d, tmp_path / "feats", feat_cfg, nj=1)
     cfg = load_config(CONF_DIR / "vad.yaml", VadConfig)
     compute_vad_dir(d, tmp_path / "vad", cfg, nj=2)
-    full = (d / "vad.scp").read_text()
-    compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)  # the finished --nj 2 run is reused whole
-    assert (d / "vad.scp").read_text() == full and len(full.splitlines()) == 3
+    vad = {k: v.tolist() for k, v in kaldiio.load_scp(str(d / "vad.scp")).items()}
+    compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)
+    assert {k: v.tolist() for k, v in kaldiio.load_scp(str(d / "vad.scp")).items()} == vad
     (tmp_path / "vad" / "vad_data.1.scp").unlink()
-    with pytest.raises(UserError, match=r"job\(s\) 1 did not finish; rerun with --nj 2"):
-        compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)
-    assert not (d / "vad.scp").exists()
-    compute_vad_dir(d, tmp_path / "vad", cfg, nj=2)
-    assert (d / "vad.scp").read_text() == full
+    compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)
+    assert {k: v.tolist() for k, v in kaldiio.load_scp(str(d / "vad.scp")).items()} == vad
+    scp = (d / "feats.scp").read_text()
+    make_features(d, tmp_path / "feats", dataclasses.replace(feat_cfg, dither=0.0, energy_floor=1e6), nj=1)
+    assert (d / "feats.scp").read_text() == scp  # same offsets, other matrices
+    log = tmp_path / "vad" / "log" / "vad_data.1.log"
+    os.utime(log, ns=(1, 1))
+    compute_vad_dir(d, tmp_path / "vad", cfg, nj=3)
+    assert log.stat().st_mtime_ns != 1  # job 1 was redone
 
 
 def test_auto_energy_needs_feats_config(tmp_path):
