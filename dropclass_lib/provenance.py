@@ -146,8 +146,12 @@ def _write_record(path: Path, record: dict) -> None:
 
 def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[str | os.PathLike],
                outputs: Iterable[str] = (), strict: bool = False, overwrite: bool = False,
-               what: str = "", record_name: str = RECORD, write: bool = True) -> Stage:
+               what: str = "", record_name: str = RECORD, write: bool = True,
+               partial: Iterable[str] = ()) -> Stage:
     """Check ``out_dir`` against the freshness rule; :meth:`Stage.finish` records the work done.
+
+    ``partial``: glob patterns of the files an unfinished run of a strict stage leaves
+    (checkpoints); a strict directory with neither outputs nor these holds no work to protect.
 
     ``outputs`` are file names inside ``out_dir`` that must exist for the outputs to count as
     made. The record is ``out_dir/record_name``; ``write=False`` only reads it (the other
@@ -163,16 +167,16 @@ def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[s
     complete = old is not None and old.get("complete", True)
     fresh = complete and not reasons and not missing
     label = what or str(out_dir)
-    if strict and not overwrite:
+    started = [n for n in outputs if (out_dir / n).exists()] + [p.name for g in partial for p in out_dir.glob(g)]
+    if strict and not overwrite and started:
         if old is not None and reasons:
             shown = "; ".join(reasons[:6]) + (f"; and {len(reasons) - 6} more" if len(reasons) > 6 else "")
             raise UserError(f"{label} was made with other inputs or settings ({shown}): "
                             "use a new directory, or --overwrite to redo it")
-        made = [n for n in outputs if (out_dir / n).exists()]
-        if old is None and made:
-            raise UserError(f"{label} holds {', '.join(made)} but no record of what it was made from "
+        if old is None:
+            raise UserError(f"{label} holds {', '.join(started[:3])} but no record of what it was made from "
                             f"({record_name}): use a new directory, or --overwrite to redo it")
-    redo = strict and overwrite and (bool(reasons) or (old is None and len(missing) < len(outputs)))
+    redo = strict and overwrite and bool(started) and (bool(reasons) or old is None)
     if fresh:
         log.info("%s is up to date: skipping", label)
     elif write:
@@ -188,12 +192,13 @@ def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[s
 @contextmanager
 def stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[str | os.PathLike],
           outputs: Iterable[str] = (), strict: bool = False, overwrite: bool = False,
-          what: str = "", record_name: str = RECORD, write: bool = True) -> Iterator[Stage]:
+          what: str = "", record_name: str = RECORD, write: bool = True,
+          partial: Iterable[str] = ()) -> Iterator[Stage]:
     """Apply the freshness rule to ``out_dir`` (arguments as :func:`open_stage`).
 
     The body runs in any case and must do nothing when ``stage.fresh``; when it finishes
     without an exception after doing its work, the new record is written.
     """
-    st = open_stage(out_dir, settings, inputs, outputs, strict, overwrite, what, record_name, write)
+    st = open_stage(out_dir, settings, inputs, outputs, strict, overwrite, what, record_name, write, partial)
     yield st
     st.finish()

@@ -1,5 +1,6 @@
 """The trainer: final.pt, exact resume, skipping finished runs, config errors, divergence."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,9 +94,46 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data_dir, wo
 
 def test_resume_refuses_a_changed_config(tmp_path, data_dir):
     train(tiny_cfg(), data_dir, tmp_path / "e", stop_at=4)
-    with pytest.raises(UserError, match=r"optim.lr: 0.1 -> 0.05"):
+    with pytest.raises(UserError, match=r"optim\.lr \(0\.1 -> 0\.05\)"):
         train(tiny_cfg(optim={"lr": 0.05}), data_dir, tmp_path / "e", resume=True)
     assert config_differences({"train": {"num_iters": 5}}, {"train": {"num_iters": 9}}) == []
+
+
+@pytest.mark.slow
+def test_a_finished_training_with_a_changed_setting_refuses_naming_the_key(tmp_path, data_dir):
+    """The issue's case: train_xvector.py --set optim.lr=0.05 on a finished dir printed "final.pt
+    exists: training already finished, skipping" and exited 0, as did another num_drop, another
+    extractor and a data dir that does not exist."""
+    exp = tmp_path / "exp"
+    conf = tmp_path / "tiny.yaml"
+    conf.write_text(yaml.safe_dump(TINY))
+    assert run_cli("--config", conf, data_dir, exp).returncode == 0
+    final = (exp / "final.pt").stat().st_mtime_ns
+    again = run_cli("--config", conf, data_dir, exp)
+    assert again.returncode == 0 and "up to date" in again.stderr
+    for override, key in (("optim.lr=0.05", r"optim\.lr \(0\.1 -> 0\.05\)"),
+                          ("dropclass.num_drop=2", r"dropclass\.num_drop \(3 -> 2\)"),
+                          ("model.extractor=etdnn", r"model\.extractor \('tdnn' -> 'etdnn'\)")):
+        proc = run_cli("--config", conf, "--set", override, data_dir, exp)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert re.search(key, proc.stderr) and "--overwrite" in proc.stderr, proc.stderr
+    proc = run_cli("--config", conf, tmp_path / "no_such_data", exp)
+    assert proc.returncode == 1 and "no_such_data" in proc.stderr and "Traceback" not in proc.stderr
+    assert (exp / "final.pt").stat().st_mtime_ns == final
+    # --overwrite redoes it under the new settings (deprecated --dir still accepted)
+    proc = run_cli("--config", conf, "--set", "optim.lr=0.05", "--overwrite", "--dir", exp, data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "deprecated" in proc.stderr
+    assert load_config(exp / "config.yaml", TrainConfig).optim.lr == 0.05
+    assert load_model(exp / "final.pt").config["optim"]["lr"] == 0.05
+
+
+def test_a_partly_trained_dir_with_other_data_refuses_and_same_settings_resume(tmp_path, data_dir):
+    train(tiny_cfg(), data_dir, tmp_path / "e", stop_at=4)
+    other = make_feats_dir(tmp_path / "other", seed=5)
+    with pytest.raises(UserError, match=r"input changed: .*feats\.scp|new input .*other"):
+        train(tiny_cfg(), other, tmp_path / "e", resume=True)
+    assert train(tiny_cfg(), data_dir, tmp_path / "e", resume=True).final == tmp_path / "e" / "final.pt"
 
 
 def test_lr_schedule_warmup_and_halving():

@@ -18,7 +18,12 @@ with one more row for ``combine``); the data classes are the speakers of ``data_
 Written into the experiment dir (rank 0 only under DDP): ``config.yaml`` (resolved config),
 ``drop_schedule.tsv``, ``train.log``, ``tensorboard/``, ``checkpoint_<iter>.pt`` (every
 ``train.checkpoint_every`` iterations, the newest ``keep_checkpoints`` kept) and ``final.pt``.
-A finished directory (``final.pt`` present) is skipped. A non-finite loss stops training with
+The directory follows the strict freshness rule (:mod:`dropclass_lib.provenance`): its
+``.made_from.json`` records the configuration (less the keys that only say how to run:
+``OPERATIONAL_KEYS``) and the training data's identity before the first iteration. A finished
+directory made so is kept; one made or started with another configuration or other data is an
+error naming the differing keys (``overwrite=True`` clears it and trains again); an interrupted
+one with the same settings continues with ``resume=True``. A non-finite loss stops training with
 :class:`TrainingDiverged`, naming the iteration and the last good checkpoint.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -38,6 +44,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from dropclass_lib import provenance
 from dropclass_lib.config import save_config, to_dict
 from dropclass_lib.errors import UserError
 from dropclass_lib.heads import build_head
@@ -55,6 +62,19 @@ log = logging.getLogger("dropclass.train")
 # Keys that may differ between a checkpoint's config and the resuming run's.
 RESUMABLE_CHANGES = {("train", "num_iters"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
                      ("train", "log_every"), ("train", "device"), ("data", "num_workers"), ("data", "prefetch_batches")}
+
+
+# Keys that say how a run is carried out, not what it computes: they may differ between a
+# training and its resume, and do not make a finished directory stale.
+OPERATIONAL_KEYS = {("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "log_every"),
+                    ("train", "device"), ("data", "num_workers"), ("data", "prefetch_batches")}
+
+
+def provenance_settings(cfg: TrainConfig) -> dict:
+    """The configuration a training directory is recorded with: all but ``OPERATIONAL_KEYS``."""
+    full = to_dict(cfg)
+    return {section: ({k: v for k, v in values.items() if (section, k) not in OPERATIONAL_KEYS}
+                      if isinstance(values, dict) else values) for section, values in full.items()}
 
 
 class TrainingDiverged(UserError):
@@ -154,18 +174,32 @@ def seed_everything(seed: int) -> None:
 
 
 def train(cfg: TrainConfig, data_dir, exp_dir, *, resume: bool = False, stop_at: int | None = None,
-          init_model: TrainedModel | None = None, class_state: ClassState | None = None) -> TrainResult:
-    """Train into ``exp_dir``; see the module docstring."""
+          init_model: TrainedModel | None = None, class_state: ClassState | None = None,
+          overwrite: bool = False, made_from: dict | None = None, inputs: tuple = ()) -> TrainResult:
+    """Train into ``exp_dir``; see the module docstring. ``made_from`` (settings) and ``inputs``
+    (files) are what the run depends on besides the configuration and the data, e.g. the model
+    ``init_model`` was loaded from and the classes ``class_state`` removed (DropAdapt)."""
     exp_dir = Path(exp_dir)
     final = exp_dir / "final.pt"
-    if final.is_file():
-        log.info(f"{final} exists: training already finished, skipping")
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 writes the record
+    settings = {"config": provenance_settings(cfg), **(made_from or {})}
+    st = provenance.open_stage(exp_dir, settings, [*provenance.data_inputs(data_dir), *inputs], outputs=("final.pt",),
+                               strict=True, overwrite=overwrite, what=f"training {exp_dir}", write=writer,
+                               partial=("checkpoint_*.pt",))
+    if st.fresh:
         return TrainResult(final)
+    if st.redo and writer:
+        for _, path in list_checkpoints(exp_dir):
+            path.unlink()
+        final.unlink(missing_ok=True)
     env = distributed.setup(cfg.train.device)
     try:
-        return _Run(cfg, Path(data_dir), exp_dir, env, init_model, class_state).run(resume, stop_at)
+        result = _Run(cfg, Path(data_dir), exp_dir, env, init_model, class_state).run(resume, stop_at)
     finally:
         distributed.cleanup(env)
+    if result.final is not None:
+        st.finish()
+    return result
 
 
 class _Run:
