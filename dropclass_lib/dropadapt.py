@@ -1,6 +1,6 @@
 """DropAdapt: unsupervised adaptation of a trained extractor towards the enrolment speakers.
 
-METHOD.md, "DropAdapt". Starting from a trained extractor + head, each round
+Starting from a trained extractor + head, each round
 
 1. runs the (unlabelled) enrolment utterances through extractor and head (no margin, only the
    head rows still in play) and averages the softmax outputs: ``p_avg``, one value per row;
@@ -25,12 +25,20 @@ was removed this round, sorted by p_avg), ``round<r>/remaining.txt`` (the traini
 still have data after the round's removal), the fine-tuning run itself (``train.log``,
 ``final.pt``, ...), and at the top ``p_avg.png`` (sorted p_avg over the training classes from the
 enrolment data and from training data: the paper's class-mismatch picture) and ``final.pt``,
-the adapted model. A finished round is skipped on re-running.
+the adapted model.
+
+The whole directory is a strict stage (:mod:`dropclass_lib.provenance`): it records the
+DropAdapt configuration and the identity of the model, training and enrolment data, and a
+re-run with any of them changed is an error naming the differences (``overwrite=True`` clears
+the rounds and adapts again). Each round's fine-tuning is recorded too, with the class state it
+starts from, so a round made under other settings is never reused. An interrupted run with the
+same settings keeps its finished rounds and resumes the interrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -39,8 +47,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dropclass_lib import provenance
 from dropclass_lib.atomic import atomic_open, atomic_path
-from dropclass_lib.config import from_dict, save_config
+from dropclass_lib.config import from_dict, save_config, to_dict
 from dropclass_lib.datadir import read_utt_list, read_utt_table
 from dropclass_lib.embeddings import embed_utterances
 from dropclass_lib.errors import UserError
@@ -49,7 +58,7 @@ from dropclass_lib.model_io import TrainedModel, load_model
 from dropclass_lib.training.config import DataConfig, DropClassConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from dropclass_lib.training.data import FeatIndex
 from dropclass_lib.training.dropclass import ClassState
-from dropclass_lib.training.trainer import train
+from dropclass_lib.training.trainer import OPERATIONAL_KEYS, train
 from dropclass_lib.vector_io import iter_scp
 
 log = logging.getLogger("dropclass.dropadapt")
@@ -172,6 +181,15 @@ def grow_head(model: TrainedModel, merged_rows: np.ndarray) -> None:
 # --------------------------------------------------------------------------- driver
 
 
+def class_state_digest(state: ClassState) -> str:
+    """A short fingerprint of what a round starts from: which classes were removed or merged."""
+    digest = hashlib.sha1()
+    for array in (state.data_mask, state.label_map, state.row_mask):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update("\n".join(state.row_names).encode("utf-8"))
+    return digest.hexdigest()
+
+
 @dataclass
 class RoundRecord:
     p_avg: np.ndarray        # per head row in play
@@ -181,8 +199,8 @@ class RoundRecord:
 
 class DropAdapt:
     def __init__(self, cfg: DropAdaptConfig, model_path: str, train_dir: str, enrol_dir: str, exp_dir: str,
-                 device: str = "cpu"):
-        self.cfg, self.exp_dir = cfg, Path(exp_dir)
+                 device: str = "cpu", overwrite: bool = False):
+        self.cfg, self.exp_dir, self.overwrite = cfg, Path(exp_dir), overwrite
         self.train_dir, self.enrol_dir = Path(train_dir), Path(enrol_dir)
         self.model_path = model_path
         self.device = torch.device(device)
@@ -216,12 +234,29 @@ class DropAdapt:
         p = posteriors_mean(self.model, self.enrol_feats(utts), rows, self.cfg.adapt.chunk_frames, self.device)
         return rows.numpy(), p
 
+    def settings(self) -> dict:
+        """What the directory is recorded with: the configuration less how-to-run keys."""
+        full = to_dict(self.cfg)
+        return {section: ({k: v for k, v in values.items() if (section, k) not in OPERATIONAL_KEYS}
+                          if isinstance(values, dict) else values) for section, values in full.items()}
+
+    def inputs(self) -> list[Path]:
+        enrol = self.enrol_dir
+        return [Path(self.model_path), *provenance.data_inputs(self.train_dir),
+                *provenance.data_inputs(enrol, "feats.scp", "utt2spk", "enrol.list"),
+                *provenance.scp_archives(enrol / "feats.scp")]
+
     def run(self) -> Path:
         cfg, a = self.cfg, self.cfg.adapt
         final = self.exp_dir / "final.pt"
-        if final.is_file():
-            log.info(f"{final} exists: DropAdapt already finished, skipping")
+        st = provenance.open_stage(self.exp_dir, self.settings(), self.inputs(), outputs=("final.pt",), strict=True,
+                                   overwrite=self.overwrite, what=f"DropAdapt {self.exp_dir}", partial=("round*",))
+        if st.fresh:
             return final
+        if st.redo:  # made under other settings: its rounds must not be resumed
+            for old in self.exp_dir.glob("round*"):
+                shutil.rmtree(old)
+            final.unlink(missing_ok=True)
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.exp_dir / "config.yaml")
         utts = (balanced_subset(self.enrol_utts, self.enrol_utt2spk, a.utts_per_enrol_spk, a.seed)
@@ -249,12 +284,15 @@ class DropAdapt:
                 merged = state.label_map[removed]
                 if state.row_names[-1] != OTHER_CLASS:
                     grow_head(self.model, merged)
+            start_digest = class_state_digest(state)
             state = remove_classes(state, removed, a.variant)
             self.write_round(round_dir, state, rows, p, removed)
             log.info(f"round {rnd}: removed {len(removed)} classes "
                      f"(p_avg {p_by_class[removed].max():.3g} and below); {self.num_with_data(state)} remain")
             result = train(round_train_config(cfg, self.model.config, rnd), self.train_dir, round_dir,
-                           init_model=self.model, class_state=state, resume=True)
+                           init_model=self.model, class_state=state, resume=True, overwrite=self.overwrite,
+                           made_from={"dropadapt_round": rnd, "variant": a.variant, "starts_from": start_digest,
+                                      "class_state": class_state_digest(state)}, inputs=(last,))
             last = result.final
             self.model = load_model(last, self.device)
         if last == self.model_path:
@@ -262,6 +300,7 @@ class DropAdapt:
                             f"adapt.min_remaining={a.min_remaining}")
         with atomic_path(final) as tmp:
             shutil.copyfile(last, tmp)
+        st.finish()
         return final
 
     @staticmethod

@@ -3,9 +3,11 @@
 
 Each round averages the model's softmax outputs over the enrolment utterances (ENROL_DIR/enrol.list,
 features from ENROL_DIR/feats.scp), permanently removes the training classes the enrolment data
-finds least probable, and fine-tunes on the rest (METHOD.md, "DropAdapt"). Writes into EXP_DIR:
+finds least probable, and fine-tunes on the rest. Writes into EXP_DIR:
 final.pt (the adapted model), round<r>/p_avg.tsv and round<r>/remaining.txt per round, p_avg.png
-(sorted p_avg over training classes, enrolment vs training data) and config.yaml.
+(sorted p_avg over training classes, enrolment vs training data), config.yaml and .made_from.json.
+A re-run with the same settings, model and data does nothing (an interrupted one resumes); with
+any of them changed it is an error naming the differences, unless --overwrite.
 
 Example:
   steps/dropadapt.py --config conf/dropadapt.yaml exp/xvector_baseline/final.pt \\
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config, parse_overrides
+from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.dropadapt import DropAdapt, DropAdaptConfig
 
@@ -25,7 +28,10 @@ def main(argv=None):
     parser.add_argument("--config", default="conf/dropadapt.yaml", help="DropAdapt configuration (YAML)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set adapt.variant=combine (repeatable)")
-    parser.add_argument("--device", default="cpu", help="device for p_avg computation (fine-tuning uses train.device)")
+    parser.add_argument("--device", default=DEFAULT_DEVICE,
+                        help=f"{DEVICE_HELP}; for p_avg (fine-tuning uses train.device, also auto by default)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="adapt again from scratch when EXP_DIR was made with other settings, model or data")
     parser.add_argument("model", help="trained model file (exp/NAME/final.pt)")
     parser.add_argument("train_dir", help="the training data dir the model was trained on (feats.scp, utt2spk)")
     parser.add_argument("enrol_dir", help="test data dir with enrol.list, feats.scp and utt2spk")
@@ -33,7 +39,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config, DropAdaptConfig, parse_overrides(args.set))
     with lock_output_dirs(args.exp_dir):
-        DropAdapt(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, args.device).run()
+        DropAdapt(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, resolve_device(args.device),
+                  overwrite=args.overwrite).run()
 
 
 if __name__ == "__main__":

@@ -138,6 +138,40 @@ def test_standard_ranks_removes_permanently_and_keeps_the_enrolment_classes(tmp_
     assert final.stat().st_mtime_ns == mtime
 
 
+def test_another_num_drop_refuses_and_overwrite_never_reuses_old_rounds(tmp_path, setup):
+    """The issue's case: a re-run with another num_drop reused the rounds trained under the old
+    one and rewrote p_avg.tsv/config.yaml to describe the new settings."""
+    model, train_dir, enrol_dir = setup
+    exp = tmp_path / "exp"
+    DropAdapt(adapt_cfg(), str(model), str(train_dir), str(enrol_dir), str(exp)).run()
+    p_avg = (exp / "round0" / "p_avg.tsv").read_text()
+    config = (exp / "config.yaml").read_text()
+    with pytest.raises(UserError, match=r"adapt\.num_drop \(3 -> 2\).*--overwrite"):
+        DropAdapt(adapt_cfg(num_drop=2), str(model), str(train_dir), str(enrol_dir), str(exp)).run()
+    assert (exp / "round0" / "p_avg.tsv").read_text() == p_avg and (exp / "config.yaml").read_text() == config
+    round1 = (exp / "round1" / "final.pt").stat().st_mtime_ns
+    DropAdapt(adapt_cfg(num_drop=2), str(model), str(train_dir), str(enrol_dir), str(exp), overwrite=True).run()
+    for rnd in (0, 1):
+        rows, _ = read_round(exp, rnd)
+        assert sum(x for _, _, x in rows) == 2
+    assert (exp / "round1" / "final.pt").stat().st_mtime_ns != round1
+    assert "num_drop: 2" in (exp / "config.yaml").read_text()
+    # each round is recorded with the class state it starts from: a round of other settings is refused
+    with pytest.raises(UserError, match=r"training .*round0 was made with other inputs or settings"):
+        train(tiny_cfg(dropclass={"num_drop": 0}), train_dir, exp / "round0")
+
+
+def test_an_interrupted_dropadapt_keeps_its_finished_rounds(tmp_path, setup):
+    model, train_dir, enrol_dir = setup
+    exp = tmp_path / "exp"
+    DropAdapt(adapt_cfg(), str(model), str(train_dir), str(enrol_dir), str(exp)).run()
+    round0 = (exp / "round0" / "final.pt").stat().st_mtime_ns
+    (exp / "final.pt").unlink()
+    (exp / "round1" / "final.pt").unlink()  # "killed" during round 1
+    DropAdapt(adapt_cfg(), str(model), str(train_dir), str(enrol_dir), str(exp)).run()
+    assert (exp / "round0" / "final.pt").stat().st_mtime_ns == round0 and (exp / "final.pt").is_file()
+
+
 @pytest.mark.parametrize("variant", ["combine", "only_data", "random", "uniform_agg"])
 def test_variants(tmp_path, setup, variant):
     model, train_dir, enrol_dir = setup
