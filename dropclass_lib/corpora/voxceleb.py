@@ -84,8 +84,15 @@ def _datadir(utts: dict[str, tuple[str, str]]) -> DataDir:
     return DataDir(utt2spk={u: s for u, (s, _) in utts.items()}, wav={u: w for u, (_, w) in utts.items()})
 
 
+def _add_speaker(meta: dict[str, str], speaker: str, part: str, path, lineno: int, line: str) -> None:
+    if speaker in meta:
+        raise InputFileError(path, lineno, f"speaker {speaker} is listed a second time", line)
+    meta[speaker] = part
+
+
 def read_vox1_meta(path: str | Path) -> dict[str, str]:
-    """``speaker -> set`` (``dev``/``test``) from ``vox1_meta.csv`` (tab-separated, one header)."""
+    """``speaker -> set`` (``dev``/``test``) from ``vox1_meta.csv`` (tab-separated, one header;
+    the distributed file: 1,251 speakers, 1,211 dev and 40 test)."""
     meta: dict[str, str] = {}
     for lineno, line in iter_lines(path):
         if lineno == 1:
@@ -93,12 +100,17 @@ def read_vox1_meta(path: str | Path) -> dict[str, str]:
         fields = [f.strip() for f in line.split("\t")]
         if len(fields) != 5 or fields[4] not in ("dev", "test"):
             raise InputFileError(path, lineno, "expected 5 tab-separated fields 'id name gender nationality dev|test'", line)
-        meta[fields[0]] = fields[4]
+        _add_speaker(meta, fields[0], fields[4], path, lineno, line)
     return meta
 
 
 def read_vox2_meta(path: str | Path) -> dict[str, str]:
-    """``speaker -> set`` from ``vox2_meta.csv`` (``id ,vggface-id ,gender ,dev|test``, one header)."""
+    """``speaker -> set`` from ``vox2_meta.csv`` (``id ,vggface-id ,gender ,dev|test``, one header).
+
+    The distributed file (5,994 dev and 120 test speakers) starts with a UTF-8 byte-order mark
+    (dropped by :func:`~dropclass_lib.tables.iter_lines`) and pads every field with a trailing
+    space: fields are stripped.
+    """
     meta: dict[str, str] = {}
     for lineno, line in iter_lines(path):
         if lineno == 1:
@@ -106,7 +118,7 @@ def read_vox2_meta(path: str | Path) -> dict[str, str]:
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != 4 or fields[3] not in ("dev", "test"):
             raise InputFileError(path, lineno, "expected 4 comma-separated fields 'id, vggface-id, gender, dev|test'", line)
-        meta[fields[0]] = fields[3]
+        _add_speaker(meta, fields[0], fields[3], path, lineno, line)
     return meta
 
 
@@ -167,7 +179,8 @@ def prepare_voxceleb1(root: str | Path, subset: str = "all") -> DataDir:
 def read_vox1_trials(path: str | Path, known_utts: set[str] | dict) -> Trials:
     """Convert a VoxCeleb1 list (``1|0 enrol-path test-path``) to Kaldi trials.
 
-    Every utterance must be in ``known_utts``: a trial on missing audio is an error naming the
+    LF or CRLF line ends, with or without a final newline (copies of ``veri_test2.txt`` in
+    circulation differ in both). Every utterance must be in ``known_utts``: a trial on missing audio is an error naming the
     line (a partial corpus would silently change the test set otherwise).
     """
     enrol, test, target = [], [], []
