@@ -69,18 +69,17 @@ def embed_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, o
     xvector.scp, spk_xvector.scp (speaker means) and num_utts.ark; returns xvector.scp."""
     from dropclass_lib.model_io import extractor_input_dim, load_model
 
+    from dropclass_lib.devices import resolve_device
+
     data, out = Path(data_dir), Path(out_dir)
     if chunk_frames < 1 or batch_size < 1:
-        raise UserError("chunk frames and batch size must be positive")
+        raise UserError("--chunk-frames and --batch-size must be positive")
     settings = {"chunk_frames": chunk_frames, "min_frames": min_frames}
-    with provenance.stage(out, settings, [model_path, data / "feats.scp", data / "utt2spk"],
+    with provenance.stage(out, settings, [model_path, *provenance.data_inputs(data, "feats.scp", "utt2spk")],
                           outputs=EMBEDDING_OUTPUTS, what=f"embeddings {out}") as st:
         if st.fresh:
             return out / "xvector.scp"
-        import torch
-
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {device}: CUDA is not available on this machine")
+        device = resolve_device(device)
         model = load_model(model_path, map_location=device)
         utt2spk = read_kv(data / "utt2spk")
         keys, embs = [], []
@@ -90,10 +89,14 @@ def embed_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, o
                                          batch_size=batch_size, device=device, min_frames=min_frames):
             keys.append(utt)
             embs.append(emb)
+            if len(keys) % 1000 == 0:
+                log.info("%d utterances (%.1f s)", len(keys), time.time() - start)
         if not keys:
             raise UserError(f"{data / 'feats.scp'}: no utterances")
         matrix = np.stack(embs)
         out.mkdir(parents=True, exist_ok=True)
+        for name in EMBEDDING_OUTPUTS:  # a crash half-way must not leave a mix of old and new files
+            (out / name).unlink(missing_ok=True)
         write_vectors(out, "xvector", keys, matrix)
         speakers, means, counts = speaker_means(keys, matrix, utt2spk)
         write_vectors(out, "spk_xvector", speakers, means)

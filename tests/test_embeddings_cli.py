@@ -51,10 +51,34 @@ def test_extracts_utterance_and_speaker_embeddings(setup):
     assert spk == ["p", "q"]
     np.testing.assert_allclose(means[0], mat[:3].mean(axis=0), rtol=1e-5)
     assert read_kv(out / "num_utts.ark") == {"p": "3", "q": "3"}
-    # Up to date: a rerun does not rewrite; a newer model does.
-    before = (out / "xvector.scp").stat().st_mtime_ns
-    assert extract_embeddings.main([str(tmp_path / "final.pt"), str(data), str(out)]) == 0
-    assert (out / "xvector.scp").stat().st_mtime_ns == before
+    # Up to date: a rerun with the same model and options does not rewrite
+    before = (out / "xvector.ark").stat().st_mtime_ns
+    assert extract_embeddings.main(["--chunk-frames", "30", str(tmp_path / "final.pt"), str(data), str(out)]) == 0
+    assert (out / "xvector.ark").stat().st_mtime_ns == before
+
+
+def test_another_chunk_length_or_model_redoes_the_embeddings(setup):
+    """The issue's case: extraction with another model or --chunk-frames into the same dir said
+    "is up to date: skipping" and kept the old embeddings."""
+    tmp_path, data, feats = setup
+    out = tmp_path / "xv"
+    model = load_model(tmp_path / "final.pt")
+    extract_embeddings.main(["--chunk-frames", "30", str(tmp_path / "final.pt"), str(data), str(out)])
+    extract_embeddings.main(["--chunk-frames", "10000", str(tmp_path / "final.pt"), str(data), str(out)])
+    keys, mat = read_vectors(out / "xvector.scp")
+    whole = dict(embed_utterances(model.extractor, feats.items(), chunk_frames=10000, batch_size=1))
+    for k, row in zip(keys, mat):
+        np.testing.assert_allclose(row, whole[k], rtol=1e-4, atol=1e-5)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    torch.manual_seed(7)
+    ext = build_extractor("tdnn", input_dim=5, frame_dims=[8, 8, 8, 8, 16], emb_dim=6)
+    save_model(other_dir / "final.pt", ext, build_head("softmax", 6, 2), ["p", "q"])
+    extract_embeddings.main([str(other_dir / "final.pt"), str(data), str(out)])
+    keys, mat = read_vectors(out / "xvector.scp")
+    other = dict(embed_utterances(ext.eval(), feats.items(), chunk_frames=10000, batch_size=1))
+    for k, row in zip(keys, mat):
+        np.testing.assert_allclose(row, other[k], rtol=1e-4, atol=1e-5)
 
 
 def test_feature_without_speaker_names_the_line(setup):
