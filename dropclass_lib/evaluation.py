@@ -143,7 +143,8 @@ def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvecto
         out = Path(out_root) / f"scores_{set_name}_{name}"
         settings = {"backend": name, "trial_set": set_name,
                     "asnorm_top_n": asnorm_top_n if name.endswith("asnorm") else None}
-        with provenance.stage(out, settings, [trials_path, xvector_scp, *model_inputs],
+        with provenance.stage(out, settings, [trials_path, xvector_scp, *provenance.scp_archives(xvector_scp),
+                                              *model_inputs],
                               outputs=("metrics.json", "scores"), what=f"scores {out}") as st:
             if not st.fresh:
                 if embeddings is None:

@@ -77,7 +77,8 @@ def scp_archives(scp: str | os.PathLike) -> list[Path]:
                     archives.add(ark if sep and offset.isdigit() else fields[1].strip())
     except FileNotFoundError:
         return []
-    return [Path(a) for a in sorted(archives) if not a.endswith("|")]
+    # A missing archive is left out: the stage that reads it names the scp line that points to it.
+    return [Path(a) for a in sorted(archives) if not a.endswith("|") and os.path.exists(a)]
 
 
 def _flatten(prefix: str, value, out: dict) -> None:
@@ -173,8 +174,9 @@ def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[s
             shown = "; ".join(reasons[:6]) + (f"; and {len(reasons) - 6} more" if len(reasons) > 6 else "")
             raise UserError(f"{label} was made with other inputs or settings ({shown}): "
                             "use a new directory, or --overwrite to redo it")
-        if old is None:
-            raise UserError(f"{label} holds {', '.join(started[:3])} but no record of what it was made from "
+        made = [n for n in outputs if (out_dir / n).exists()]
+        if old is None and made:  # (partial work without a record is checked by the stage itself)
+            raise UserError(f"{label} holds {', '.join(made)} but no record of what it was made from "
                             f"({record_name}): use a new directory, or --overwrite to redo it")
     redo = strict and overwrite and bool(started) and (bool(reasons) or old is None)
     if fresh:

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     keys, x = None, None
     plda_dir = model_dir / "plda"
     with provenance.stage(plda_dir, {"lda_dim": args.lda_dim, "num_em_iters": args.num_em_iters},
-                          [scp, train / "utt2spk"], outputs=("plda.npz",), what=f"PLDA {plda_dir}") as st:
+                          [scp, *provenance.scp_archives(scp), train / "utt2spk"], outputs=("plda.npz",), what=f"PLDA {plda_dir}") as st:
         if not st.fresh:
             keys, x = read_vectors(scp)
             utt2spk = read_kv(train / "utt2spk")
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
 
     spk_scp = model_dir / "xvectors_train" / "spk_xvector.scp"
     cohort_dir = model_dir / "cohort"
-    with provenance.stage(cohort_dir, {}, [scp, spk_scp], outputs=(), what=f"cohort {model_dir / COHORT_FILE}") as st:
+    with provenance.stage(cohort_dir, {}, [scp, spk_scp, *provenance.scp_archives(scp)], outputs=(), what=f"cohort {model_dir / COHORT_FILE}") as st:
         if not st.fresh or not (model_dir / COHORT_FILE).is_file():
             if x is None:
                 keys, x = read_vectors(scp)

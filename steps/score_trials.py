@@ -5,7 +5,8 @@ Writes OUT_DIR/scores ("enrol test score" per trial, in trial order), OUT_DIR/me
 (EER in %, minDCF at p_target 0.01 and 0.001, counts, what was scored), a one-line
 OUT_DIR/RESULTS, the DET curve OUT_DIR/det.png and the score histogram OUT_DIR/hist.png.
 A trial naming an utterance without an embedding is an error naming the trials file and line.
-Skipped when the outputs are newer than every input and were made with the same options.
+OUT_DIR/.made_from.json records the options and the identity of every input file: a re-run
+with the same ones keeps the outputs, any change rescores.
 
 Example:
   steps/score_trials.py --backend plda --plda-dir exp/xvector/plda \\
@@ -16,15 +17,15 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
 
+from dropclass_lib import provenance
+from dropclass_lib.atomic import regenerating
 from dropclass_lib.backends.cosine import CosineBackend
 from dropclass_lib.backends.plda import PldaBackend
-from dropclass_lib.atomic import regenerating
-from dropclass_lib.backends.trial_scoring import OUTPUT_FILES, outputs_done, score_trial_list, write_scoring_outputs
+from dropclass_lib.backends.trial_scoring import OUTPUT_FILES, score_trial_list, write_scoring_outputs
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import UserError
@@ -76,6 +77,8 @@ def main(argv=None) -> int:
 
 def score(args) -> int:
     """main's work, with the output directory locked."""
+    if args.backend == "plda":
+        make_backend(args)  # a missing or unreadable PLDA is named (and how to make it) before any check
     label = args.backend
     if args.snorm_cohort:
         label += f"+asnorm{args.asnorm_top_n}" if args.asnorm_top_n else "+snorm"
@@ -85,26 +88,29 @@ def score(args) -> int:
         "trials": args.trials, "enrol_scp": args.enrol_scp, "test_scp": args.test_scp,
         "mean_scp": args.mean_scp, "plda_dir": args.plda_dir, "snorm_cohort": args.snorm_cohort,
     }
-    inputs = [p for p in (args.trials, args.enrol_scp, args.test_scp, args.mean_scp, args.snorm_cohort,
-                          args.plda_dir and Path(args.plda_dir) / PLDA_FILE) if p]
+    scps = [p for p in (args.enrol_scp, args.test_scp, args.mean_scp, args.snorm_cohort) if p]
+    inputs = [args.trials, *scps, *[a for scp in scps for a in provenance.scp_archives(scp)],
+              *([Path(args.plda_dir) / PLDA_FILE] if args.plda_dir else [])]
     out = Path(args.out_dir)
-    if all(os.path.exists(p) for p in inputs) and outputs_done(out, inputs):
-        with open(out / "metrics.json", encoding="utf-8") as f:
-            old = json.load(f)
-        if all(old.get(k) == v for k, v in info.items()):
-            log.info("%s is up to date: skipping", out)
-            return 0
-    # A failed run leaves none of the outputs: no scores file that looks like this run's result.
-    with regenerating(*(out / n for n in OUTPUT_FILES)):
-        backend = make_backend(args)
-        trials = read_trials(args.trials)
-        enrol = read_vectors(args.enrol_scp)
-        test = enrol if args.test_scp == args.enrol_scp else read_vectors(args.test_scp)
-        cohort = read_vectors(args.snorm_cohort)[1] if args.snorm_cohort else None
-        scores = score_trial_list(backend, trials, args.trials, enrol, test, args.enrol_scp, args.test_scp,
-                                  cohort=cohort, top_n=args.asnorm_top_n or None)
-        write_scoring_outputs(out, trials, scores, info, title=args.title or f"{info['trial_set']} {label}")
+    settings = {**info, "asnorm_top_n": args.asnorm_top_n, "title": args.title}
+    with provenance.stage(out, settings, inputs, outputs=OUTPUT_FILES, what=f"scores {out}") as st:
+        if not st.fresh:
+            # A failed run leaves none of the outputs: no scores file that looks like this run's result.
+            with regenerating(*(out / n for n in OUTPUT_FILES)):
+                run_scoring(args, info, label, out)
     return 0
+
+
+def run_scoring(args, info: dict, label: str, out: Path) -> None:
+    """Score the trials into ``out`` (the work of a stage that is not up to date)."""
+    backend = make_backend(args)
+    trials = read_trials(args.trials)
+    enrol = read_vectors(args.enrol_scp)
+    test = enrol if args.test_scp == args.enrol_scp else read_vectors(args.test_scp)
+    cohort = read_vectors(args.snorm_cohort)[1] if args.snorm_cohort else None
+    scores = score_trial_list(backend, trials, args.trials, enrol, test, args.enrol_scp, args.test_scp,
+                              cohort=cohort, top_n=args.asnorm_top_n or None)
+    write_scoring_outputs(out, trials, scores, info, title=args.title or f"{info['trial_set']} {label}")
 
 
 if __name__ == "__main__":

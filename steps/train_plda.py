@@ -7,7 +7,7 @@ sqrt(dim); two-covariance PLDA by EM (ivector-compute-plda semantics, --num-em-i
 Writes OUT_DIR/plda.npz (arrays: mean, lda, plda_mean, plda_transform, plda_psi), read by
 steps/score_trials.py --backend plda --plda-dir OUT_DIR. Embeddings of utterances missing
 from UTT2SPK are an error; utt2spk entries without an embedding are skipped (counted in the log).
-Skipped when plda.npz is newer than the inputs and was made with the same options.
+Kept when made from the same embeddings, utt2spk and options (OUT_DIR/.made_from.json); redone otherwise.
 
 Example:
   steps/train_plda.py --lda-dim 200 exp/xvector/xvectors_train/xvector.scp \\
@@ -17,18 +17,16 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib import provenance
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import UserError
-from dropclass_lib.freshness import mark_fresh, up_to_date
 from dropclass_lib.tables import read_kv
 from dropclass_lib.vector_io import read_vectors
 
@@ -52,12 +50,15 @@ def main(argv=None) -> int:
 def train_backend(args) -> int:
     """main's work, with the output directory locked."""
     out = Path(args.out_dir)
-    target, opts_file = out / "plda.npz", out / "plda_opts.json"
-    opts = {"lda_dim": args.lda_dim, "num_em_iters": args.num_em_iters,
-            "train_scp": args.train_scp, "utt2spk": args.utt2spk}
-    if up_to_date([target, opts_file], [args.train_scp, args.utt2spk]) and json.loads(opts_file.read_text()) == opts:
-        log.info("%s is up to date: skipping", target)
-        return 0
+    settings = {"lda_dim": args.lda_dim, "num_em_iters": args.num_em_iters}
+    inputs = [args.train_scp, *provenance.scp_archives(args.train_scp), args.utt2spk]
+    with provenance.stage(out, settings, inputs, outputs=("plda.npz",), what=f"PLDA {out}") as st:
+        if not st.fresh:
+            fit(args, out / "plda.npz")
+    return 0
+
+
+def fit(args, target: Path) -> None:
     utt2spk = read_kv(args.utt2spk)
     keys, x = read_vectors(args.train_scp)
     missing = [k for k in keys if k not in utt2spk]
@@ -68,15 +69,11 @@ def train_backend(args) -> int:
         log.warning("%d utterance(s) of %s have no embedding: skipped", len(utt2spk) - len(keys), args.utt2spk)
     labels = np.array([utt2spk[k] for k in keys])
     backend = PldaBackend.train(x, labels, lda_dim=args.lda_dim, num_em_iters=args.num_em_iters)
-    out.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     backend.save(target)
-    with atomic_open(opts_file, "w", encoding="utf-8") as f:
-        json.dump(opts, f, indent=2)
-    mark_fresh([target, opts_file])
     log.info("PLDA back-end from %d embeddings of %d speakers: %d -> %d dims (LDA), psi max %.2f min %.3g; wrote %s",
              len(keys), np.unique(labels).size, x.shape[1], backend.lda.shape[0],
              backend.plda.psi[0], backend.plda.psi[-1], target)
-    return 0
 
 
 if __name__ == "__main__":

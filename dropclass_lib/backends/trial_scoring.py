@@ -2,12 +2,14 @@
 
 ``OUT_DIR/scores`` (``enrol test score`` per trial, in trial order), ``metrics.json``
 (:func:`dropclass_lib.metrics.compute_metrics`, the ``cllr`` and ``min_cllr`` of
-:func:`dropclass_lib.metrics.calibration_metrics`, plus what was scored), ``RESULTS`` (one
-line), ``det.png`` and ``hist.png``. Shared by ``steps/score_trials.py`` and ``steps/score_mfcc_floor.py``.
+:func:`dropclass_lib.metrics.calibration_metrics`, plus what was scored and ``trials_sha1``, the
+identity of the trial list: results tables refuse to put rows of one trial set scored on
+different lists side by side), ``RESULTS`` (one line), ``det.png`` and ``hist.png``. Shared by ``steps/score_trials.py`` and ``steps/score_mfcc_floor.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,7 +21,6 @@ from dropclass_lib.atomic import atomic_open
 from dropclass_lib.backends.score_norm import cohort_stats, s_norm
 from dropclass_lib.backends.scoring import pair_scores
 from dropclass_lib.errors import InputFileError
-from dropclass_lib.freshness import mark_fresh, up_to_date
 from dropclass_lib.metrics import calibration_metrics, compute_metrics, error_rates, results_line
 from dropclass_lib.plots import plot_det, plot_score_histogram
 from dropclass_lib.tables import iter_lines
@@ -67,9 +68,12 @@ def score_trial_list(backend, trials: Trials, trials_path, enrol: tuple[list[str
     return scores
 
 
-def outputs_done(out_dir: str | os.PathLike, inputs) -> bool:
-    """True when every output exists and is newer than every input file."""
-    return up_to_date([Path(out_dir) / n for n in OUTPUT_FILES], inputs)
+def trials_digest(trials: Trials) -> str:
+    """SHA-1 of the trial list (enrol, test, target per trial, in order): what it was scored on."""
+    digest = hashlib.sha1()
+    for e, t, y in zip(trials.enrol.tolist(), trials.test.tolist(), trials.target.tolist()):
+        digest.update(f"{e} {t} {int(y)}\n".encode("utf-8"))
+    return digest.hexdigest()
 
 
 def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np.ndarray, info: dict,
@@ -79,7 +83,8 @@ def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / "scores", "w", encoding="utf-8") as f:
         f.writelines(f"{e} {t} {s:.6f}\n" for e, t, s in zip(trials.enrol, trials.test, scores.tolist()))
-    metrics = {**info, **compute_metrics(scores, trials.target), **calibration_metrics(scores, trials.target)}
+    metrics = {**info, "trials_sha1": trials_digest(trials), **compute_metrics(scores, trials.target),
+               **calibration_metrics(scores, trials.target)}
     rates = error_rates(scores, trials.target)
     label = info.get("backend", "scores")
     plot_det({label: rates}, out_dir / "det.png", title=title, eers={label: metrics["eer"] / 100})
@@ -90,6 +95,5 @@ def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np
     line = results_line(metrics)
     with atomic_open(out_dir / "RESULTS", "w", encoding="utf-8") as f:
         f.write(line + "\n")
-    mark_fresh(out_dir / n for n in OUTPUT_FILES)
     log.info("%s: %s", out_dir, line)
     return metrics
