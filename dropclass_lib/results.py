@@ -83,6 +83,23 @@ def _summary(values: list[float]) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else None, "n": int(v.size)}
 
 
+def check_one_trial_list(trial_set: str, results: list[dict]) -> None:
+    """Refuse results of one trial set scored on different trial lists (a stale result of an
+    older list beside new ones): compared by the list's ``trials_sha1`` where recorded, else by
+    ``num_trials``. The error names one result of each list."""
+    by_count: dict[int, str] = {}
+    by_digest: dict[str, str] = {}
+    for r in results:
+        by_count.setdefault(r["metrics"]["num_trials"], r["path"])
+        if r["metrics"].get("trials_sha1"):
+            by_digest.setdefault(r["metrics"]["trials_sha1"], r["path"])
+    if len(by_count) > 1 or len(by_digest) > 1:
+        shown = "; ".join(f"{n} trials: {path}" for n, path in sorted(by_count.items())) if len(by_count) > 1 else \
+            "; ".join(f"list {d[:10]}: {path}" for d, path in sorted(by_digest.items()))
+        raise UserError(f"trial set {trial_set!r} was scored on different trial lists ({shown}): rescore the "
+                        "stale results (re-run their scoring step) or remove them")
+
+
 def build_tables(results: list[dict], baseline: str | None = "baseline", order: list[str] | None = None) -> dict:
     """Aggregate results into ``{"baseline", "sets": {set: {"backends", "num_trials", "rows"}}}``."""
     seen: dict[tuple, str] = {}
@@ -105,6 +122,7 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
                           key=lambda b: (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else len(BACKEND_ORDER), b))
         names = sorted(systems, key=lambda s: (floors[s], bool(peers[s]), s != baseline,
                                                order.index(s) if order and s in order else len(order or []), s))
+        check_one_trial_list(trial_set, [r for s in systems.values() for rs in s.values() for r in rs])
         trial_counts = {r["metrics"]["num_trials"] for s in systems.values() for rs in s.values() for r in rs}
         rows = []
         for name in names:

@@ -105,3 +105,24 @@ def test_cllr_columns_where_the_results_have_them(exp):
     assert baseline_row.endswith("| 2.50 ± 0.71 | 0.5000 ± 0.0000 | 0.6000 ± 0.0000 | – | 0.300 ± 0.071 | 0.250 ± 0.071 |")
     dropclass_row = next(line for line in md.splitlines() if line.startswith("| dropclass |"))
     assert dropclass_row.endswith("| 2.00 | 0.5000 | 0.6000 | -20.0 | – | – |")
+
+
+def test_one_trial_set_scored_on_two_trial_lists_is_refused(exp):
+    """The issue's case: a stale 208-trial floor row was put beside 122-trial rows of the same set."""
+    put(exp, "mfcc_floor/scores_vox1_o", "cosine", 30.0, floor=True)
+    (exp / "mfcc_floor" / "scores_vox1_o" / "metrics.json").write_text(json.dumps(
+        {"trial_set": "vox1_o", "backend": "cosine", "num_trials": 208, "eer": 30.0, "min_dcf_0.01": 1.0,
+         "min_dcf_0.001": 1.0, "floor": True}))
+    with pytest.raises(UserError, match=r"'vox1_o' was scored on different trial lists \(100 trials: .*; "
+                                        r"208 trials: .*mfcc_floor"):
+        build_tables(find_results(exp), "baseline")
+    with pytest.raises(UserError, match="different trial lists"):
+        make_results_table.main([str(exp)])
+
+
+def test_same_count_but_another_list_is_refused(exp):
+    for rel, digest in (("baseline/seed1/scores_vox1_o_cosine", "a" * 40), ("dropclass/seed1/scores_vox1_o_cosine", "b" * 40)):
+        data = json.loads((exp / rel / "metrics.json").read_text())
+        (exp / rel / "metrics.json").write_text(json.dumps({**data, "trials_sha1": digest}))
+    with pytest.raises(UserError, match=r"different trial lists \(list aaaaaaaaaa: .*; list bbbbbbbbbb: "):
+        build_tables(find_results(exp), "baseline")
