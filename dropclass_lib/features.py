@@ -145,6 +145,17 @@ CONFIG_TYPES = {"mfcc": MfccFeatConfig, "fbank": FbankFeatConfig}
 FeatConfig = MfccFeatConfig | FbankFeatConfig
 
 
+def config_feat_type(path: str | os.PathLike) -> str | None:
+    """The ``feat_type`` a feature config file names, if it names a known one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None  # load_config reports the problem with the file
+    value = record.get("feat_type") if isinstance(record, dict) else None
+    return value if value in CONFIG_TYPES else None
+
+
 def default_config_path(feat_type: str) -> Path:
     return CONF_DIR / f"{feat_type}.yaml"
 

@@ -17,22 +17,24 @@ import sys
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config
 from dropclass_lib.dirlock import lock_output_dirs
-from dropclass_lib.features import CONFIG_TYPES, default_config_path, make_features
+from dropclass_lib.features import CONFIG_TYPES, config_feat_type, default_config_path, make_features
 from dropclass_lib.parallel import check_scp_safe
 
 
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--nj", type=int, default=4, help="number of parallel jobs")
-    p.add_argument("--feat-type", choices=sorted(CONFIG_TYPES), default="mfcc", help="kind of features")
+    p.add_argument("--feat-type", choices=sorted(CONFIG_TYPES), default=None,
+                   help="kind of features (default: the config's feat_type, else mfcc)")
     p.add_argument("--config", default=None, help="YAML feature options (default: conf/<feat-type>.yaml)")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the archives go")
     p.add_argument("log_dir", metavar="LOG_DIR", nargs="?", default=None, help="per-job logs (default DATA_DIR/log)")
     args = p.parse_args(argv)
     check_scp_safe(args.feat_dir, "FEAT_DIR")
-    config = args.config or default_config_path(args.feat_type)
-    cfg = load_config(config, CONFIG_TYPES[args.feat_type])
+    feat_type = args.feat_type or (config_feat_type(args.config) if args.config else None) or "mfcc"
+    config = args.config or default_config_path(feat_type)
+    cfg = load_config(config, CONFIG_TYPES[feat_type])
     with lock_output_dirs(args.feat_dir, args.data_dir):  # data_dir: feats.scp is written there
         make_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, log_dir=args.log_dir)
     return 0

@@ -410,3 +410,14 @@ def test_cli_error_is_one_line(tmp_path):
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "ERROR (make_features.py)" in r.stderr and "wav.scp:1: cannot read utterance 'u00'" in r.stderr
+
+
+def test_the_config_file_decides_the_kind_of_features(tmp_path):
+    d = make_data_dir(tmp_path, [8000])
+    conf = tmp_path / "fb.yaml"
+    conf.write_text("feat_type: fbank\nnum_mel_bins: 40\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, str(STEP), "--nj", "1", "--config", str(conf), str(d), str(tmp_path / "f")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert read_feats(d)["u00"].shape[1] == 40
