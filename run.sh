@@ -6,7 +6,8 @@
 #   bash run.sh --stage 4 --stop-stage 5
 #   bash run.sh --seeds 3               # train every system with 3 seeds, report mean ± std
 #
-# Every stage skips work that is already done; remove exp/<system> (or data/, mfcc/) to redo it.
+# Every stage redoes exactly what its inputs or settings changed (README, "Freshness"); a
+# trained system whose configuration changed is an error naming the keys (remove exp/<system>).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -36,7 +37,7 @@ Stages:
   1  MFCC features, energy VAD, sliding CMN + silence removal, filtering; MFCC floor
   2  train the baseline and DropClass extractors (--seeds K seeds each)
   3  DropAdapt each trained model towards the test enrolment utterances
-  4  extract embeddings, train LDA+PLDA, score cosine and PLDA for every system
+  4  model packages (embeddings, LDA+PLDA, cohort), cosine and PLDA scores for every system
   5  exp/RESULTS.md (and RESULTS.json): EER, minDCF@0.01, minDCF@0.001 per system
 Options (default):
   --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)  --seeds K ($seeds)
@@ -58,18 +59,15 @@ declare -A train_conf=([baseline]=$baseline_conf [dropclass]=$dropclass_conf)
 # adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
 adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
 
-# Embeddings of train and test, LDA+PLDA on train, cosine and PLDA scores of the test trials;
-# frontend.yaml records the features the model expects (for steps/score_corpus.py).
+# The evaluation chain every recipe shares: complete the model dir into a model package
+# (frontend.yaml, training embeddings, LDA+PLDA, cohort with the training mean), then score the
+# test trials with cosine (after the training mean) and PLDA.
 evaluate() {
   local dir=$1
-  utils/write_frontend.sh $data/train/feats_config.yaml $vad_conf $cmn_window "$dir"
-  steps/extract_embeddings.py "$dir/final.pt" $data/train_no_sil "$dir/xvectors_train"
-  steps/extract_embeddings.py "$dir/final.pt" $data/test_no_sil "$dir/xvectors_test"
-  steps/train_plda.py --lda-dim $lda_dim "$dir/xvectors_train/xvector.scp" $data/train_no_sil/utt2spk "$dir/plda"
-  steps/score_trials.py --backend cosine --mean-scp "$dir/xvectors_train/xvector.scp" --set-name test \
-    $data/test_no_sil/trials "$dir/xvectors_test/xvector.scp" "$dir/xvectors_test/xvector.scp" "$dir/scores_test_cosine"
-  steps/score_trials.py --backend plda --plda-dir "$dir/plda" --set-name test \
-    $data/test_no_sil/trials "$dir/xvectors_test/xvector.scp" "$dir/xvectors_test/xvector.scp" "$dir/scores_test_plda"
+  steps/make_model_package.py --frontend-data $data/train --vad-conf $vad_conf --cmn-window $cmn_window \
+    --lda-dim $lda_dim "$dir" $data/train_no_sil
+  steps/evaluate_model.py --backends cosine,plda --set-name test --emb-dir "$dir/xvectors_test" \
+    "$dir" $data/test_no_sil "$dir"
 }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -98,7 +96,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   for system in baseline dropclass; do
     for seed in $seed_list; do
       steps/train_xvector.py --config ${train_conf[$system]} --seed $seed \
-        --dir $exp/$system/seed$seed $data/train_no_sil
+        $data/train_no_sil $exp/$system/seed$seed
     done
   done
 fi

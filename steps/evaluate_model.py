@@ -26,6 +26,7 @@ import logging
 from pathlib import Path
 
 from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.errors import UserError
 from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, available_backends, embed_data_dir,
                                       parse_backends, score_data_dir)
@@ -40,16 +41,18 @@ def main(argv=None) -> int:
     p.add_argument("--asnorm-top-n", type=int, default=None,
                    help=f"AS-norm top-N (default: the package's scoring.yaml, else {DEFAULT_ASNORM_TOP_N})")
     p.add_argument("--set-name", help="name of the trial set in the outputs (default: DATA_DIR's name)")
+    p.add_argument("--trials", help="trial list (default DATA_DIR/trials), e.g. one of several lists on one data dir")
     p.add_argument("--emb-dir", help="where the embeddings go (default OUT_DIR/xvectors_<set>)")
-    p.add_argument("--device", default="cpu", help="torch device for the embeddings")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("model", help="model package directory (or its final.pt)")
     p.add_argument("data_dir", help="data dir with feats.scp, utt2spk and trials")
     p.add_argument("out_dir")
     args = p.parse_args(argv)
     package = open_package(args.model)
     data, out = Path(args.data_dir), Path(args.out_dir)
-    if not (data / "trials").is_file():
-        raise UserError(f"{data}/trials does not exist")
+    trials = Path(args.trials) if args.trials else data / "trials"
+    if not trials.is_file():
+        raise UserError(f"{trials} does not exist")
     set_name = args.set_name or data.name
     chosen = parse_backends(args.backends)
     usable = available_backends(package, chosen)
@@ -62,7 +65,7 @@ def main(argv=None) -> int:
                         "complete it with steps/make_model_package.py")
     scp = embed_data_dir(package.model, data, args.emb_dir or out / f"xvectors_{set_name}", device=args.device)
     top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
-    for name, m in score_data_dir(package, data / "trials", scp, out, set_name, usable, top_n).items():
+    for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n).items():
         print(f"{set_name} {name} EER {m['eer']:.2f}% minDCF@0.01 {m['min_dcf_0.01']:.4f}")
     return 0
 

@@ -30,7 +30,7 @@ min_utts_per_spk=8
 systems="baseline dropclass baseline_aam dropclass_aam"
 train_opts=
 adapt_opts=
-device=cpu
+device=auto               # torch device of every step: auto (cuda when available), cpu, cuda
 lda_dim=200
 help_message="Usage: bash run.sh [options]
 VoxCeleb recipe (Kaldi voxceleb v2 + the DropClass/DropAdapt paper). Stages:
@@ -45,8 +45,8 @@ VoxCeleb recipe (Kaldi voxceleb v2 + the DropClass/DropAdapt paper). Stages:
   5  filtering: utterances of fewer than --min-frames frames, speakers of fewer than
      --min-utts-per-spk utterances -> data/train_filtered
   6  train every system of --systems (conf/train_<system>.yaml) on data/train_filtered
-  7  embeddings (training set for the back-end, evaluation sets), LDA+PLDA
-  8  cosine and PLDA scores of every trial list
+  7  model packages: clean training embeddings, LDA+PLDA, cohort (steps/make_model_package.py)
+  8  cosine and PLDA scores of every trial list (steps/evaluate_model.py)
   9  DropAdapt of each system on each test set's enrolment side (conf/dropadapt.yaml), then
      embeddings, LDA+PLDA and scores of the adapted models (rows <system>_dropadapt)
   10 exp/RESULTS.md (relative to baseline) and exp/RESULTS_aam.md (relative to baseline_aam)
@@ -110,7 +110,7 @@ fi
 if run_stage 3; then
   steps/augment_data_dir.py --config $aug_conf --musan-prefix data/musan --rir-prefix data/rirs data/train data/train_aug
   steps/make_features.py --nj $nj --feat-type mfcc --config $feat_conf data/train_aug mfcc exp/make_mfcc/train_aug
-  [ -f data/train_combined/feats.scp ] || utils/combine_data.py data/train_combined data/train_aug data/train
+  utils/combine_data.py data/train_combined data/train_aug data/train
 fi
 
 if run_stage 4; then
@@ -119,9 +119,12 @@ if run_stage 4; then
     steps/prepare_feats_for_egs.py --nj $nj data/$d data/${d}_no_sil mfcc/no_sil
   done
   trial_sets | while read -r name trials emb; do
-    if [ ! -f data/${name}_enrol/enrol.list ]; then
-      utils/subset_data_dir.py --utt-list data/$name/enrol.list data/${emb}_no_sil data/${name}_enrol
-      cut -d' ' -f1 data/${name}_enrol/utt2spk > data/${name}_enrol/.enrol.list.tmp
+    utils/subset_data_dir.py --utt-list data/$name/enrol.list data/${emb}_no_sil data/${name}_enrol
+    # replaced only when it changed: DropAdapt records enrol.list's identity
+    cut -d' ' -f1 data/${name}_enrol/utt2spk > data/${name}_enrol/.enrol.list.tmp
+    if cmp -s data/${name}_enrol/.enrol.list.tmp data/${name}_enrol/enrol.list; then
+      rm data/${name}_enrol/.enrol.list.tmp
+    else
       mv data/${name}_enrol/.enrol.list.tmp data/${name}_enrol/enrol.list
     fi
   done
@@ -138,34 +141,34 @@ fi
 if run_stage 6; then
   for sys in $systems; do
     # shellcheck disable=SC2086
-    steps/train_xvector.py --config conf/train_$sys.yaml --dir exp/$sys $train_opts data/train_filtered
+    steps/train_xvector.py --config conf/train_$sys.yaml $train_opts data/train_filtered exp/$sys
   done
 fi
 
+# The evaluation chain every recipe shares: a model package per model (frontend.yaml, clean
+# training embeddings, LDA+PLDA, cohort with the training mean), then each trial list scored
+# with cosine (after the training mean) and PLDA.
+package() {  # MODEL_DIR
+  steps/make_model_package.py --frontend-data data/train --vad-conf $vad_conf --cmn-window 300 \
+    --lda-dim $lda_dim --device $device $1 data/train_backend
+}
+evaluate() {  # MODEL_DIR TRIAL_SET TRIALS EMB_SET OUT_DIR
+  steps/evaluate_model.py --backends cosine,plda --device $device --set-name $2 --trials $3 \
+    --emb-dir $1/xvectors_$4 $1 data/${4}_no_sil $5
+}
+
 if run_stage 7; then
-  for sys in $systems; do
-    steps/extract_embeddings.py --device $device exp/$sys/final.pt data/train_backend exp/$sys/xvectors_train
-    for d in $(eval_dirs); do
-      steps/extract_embeddings.py --device $device exp/$sys/final.pt data/${d}_no_sil exp/$sys/xvectors_$d
-    done
-    steps/train_plda.py --lda-dim $lda_dim exp/$sys/xvectors_train/xvector.scp data/train_backend/utt2spk exp/$sys/plda
-  done
+  for sys in $systems; do package exp/$sys; done
 fi
 
 if run_stage 8; then
   for sys in $systems; do
-    trial_sets | while read -r name trials emb; do
-      scp=exp/$sys/xvectors_$emb/xvector.scp
-      steps/score_trials.py --backend cosine --mean-scp exp/$sys/xvectors_train/xvector.scp --set-name $name \
-        $trials $scp $scp exp/$sys/scores_${name}_cosine
-      steps/score_trials.py --backend plda --plda-dir exp/$sys/plda --set-name $name \
-        $trials $scp $scp exp/$sys/scores_${name}_plda
-    done
+    trial_sets | while read -r name trials emb; do evaluate exp/$sys $name $trials $emb exp/$sys; done
   done
 fi
 
 if run_stage 9; then
-  # DropAdapt (METHOD.md) of every system towards each test set's enrolment utterances; the adapted
+  # DropAdapt of every system towards each test set's enrolment utterances; the adapted
   # model scores that set only. Rows "<system>_dropadapt" in the results.
   for sys in $systems; do
     trial_sets | while read -r name trials emb; do
@@ -173,14 +176,8 @@ if run_stage 9; then
       # shellcheck disable=SC2086
       steps/dropadapt.py --config $adapt_conf --device $device $adapt_opts exp/$sys/final.pt data/train_filtered \
         data/${name}_enrol $adir
-      steps/extract_embeddings.py --device $device $adir/final.pt data/train_backend $adir/xvectors_train
-      steps/extract_embeddings.py --device $device $adir/final.pt data/${emb}_no_sil $adir/xvectors_$emb
-      steps/train_plda.py --lda-dim $lda_dim $adir/xvectors_train/xvector.scp data/train_backend/utt2spk $adir/plda
-      scp=$adir/xvectors_$emb/xvector.scp
-      steps/score_trials.py --backend cosine --mean-scp $adir/xvectors_train/xvector.scp --set-name $name \
-        $trials $scp $scp exp/${sys}_dropadapt/scores_${name}_cosine
-      steps/score_trials.py --backend plda --plda-dir $adir/plda --set-name $name \
-        $trials $scp $scp exp/${sys}_dropadapt/scores_${name}_plda
+      package $adir
+      evaluate $adir $name $trials $emb exp/${sys}_dropadapt
     done
   done
 fi
