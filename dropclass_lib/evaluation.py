@@ -115,17 +115,26 @@ def parse_backends(names: str | Sequence[str]) -> list[str]:
     return chosen
 
 
+def backend_needs(package: ModelPackage, name: str) -> list[Path | None]:
+    """The package files back-end ``name`` scores with (None where the package lacks one): PLDA
+    back-ends need plda/, ``cosine`` and AS-norm cohort.npz; ``cosine_dm`` only the model."""
+    if name.startswith("plda"):
+        return [package.plda]
+    return [] if name == "cosine_dm" else [package.cohort]
+
+
 def available_backends(package: ModelPackage, names: Iterable[str]) -> list[str]:
-    """Those of ``names`` the package can serve (PLDA back-ends need plda/, the others cohort.npz)."""
-    return [n for n in names if (package.plda if n.startswith("plda") else package.cohort) is not None]
+    """Those of ``names`` the package can serve (:func:`backend_needs`)."""
+    return [n for n in names if None not in backend_needs(package, n)]
 
 
 def _backend(package: ModelPackage, name: str, domain_mean: np.ndarray):
     if name.startswith("plda"):
         plda = PldaBackend.load(package.plda)
         return dataclasses.replace(plda, mean=domain_mean) if name == "plda_dm" else plda
-    _, _, train_mean = package.cohort_arrays()
-    return CosineBackend(train_mean if name == "cosine" else domain_mean)
+    if name == "cosine":
+        return CosineBackend(package.cohort_arrays()[2])
+    return CosineBackend(domain_mean)
 
 
 def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvector_scp: str | os.PathLike,
@@ -139,7 +148,7 @@ def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvecto
     embeddings = None
     results = {}
     for name in backends:
-        model_inputs = [package.model] + ([package.plda] if name.startswith("plda") else [package.cohort])
+        model_inputs = [package.model, *backend_needs(package, name)]
         out = Path(out_root) / f"scores_{set_name}_{name}"
         settings = {"backend": name, "trial_set": set_name,
                     "asnorm_top_n": asnorm_top_n if name.endswith("asnorm") else None}

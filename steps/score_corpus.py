@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Score any corpus's trials with an already trained model, without retraining.
+"""Score any corpus's trials with an already trained model package, without retraining.
 
-    steps/score_corpus.py --model exp/X/final.pt [--plda-dir DIR] INPUT TRIALS OUT_DIR
+    steps/score_corpus.py --model exp/X/seed0 [--backends LIST] INPUT TRIALS OUT_DIR
 
 INPUT is a Kaldi data directory (holding wav.scp, optionally utt2spk), a wav.scp file, or a
 folder of audio files (searched recursively; one utterance per file, the speaker is the name
@@ -12,36 +12,46 @@ TRIALS is a Kaldi trial list (``enrol test target|nontarget``) or a VoxCeleb one
 by the file's path relative to the folder (with or without its extension).
 
 The audio goes through the features, energy VAD and sliding CMN that the model was trained
-with (recorded in frontend.yaml beside the model file; --feat-conf, --vad-conf and
---cmn-window override it), then the model's embeddings, cosine scoring and, with --plda-dir, PLDA scoring.
-Written under OUT_DIR: data/ (the Kaldi data dir with trials), features, xvectors/,
-scores_cosine[, scores_plda], and results.txt (EER, minDCF@0.01, minDCF@0.001 per back-end).
-Re-running skips the parts that are already done.
+with (the package's frontend.yaml; --feat-conf, --vad-conf and --cmn-window override it), then
+the model's embeddings and every back-end the package serves (see steps/evaluate_model.py:
+cosine_dm always, cosine and cosine_dm_asnorm with cohort.npz, plda and plda_dm with plda/),
+or those of --backends. MODEL is a model package directory (steps/make_model_package.py:
+final.pt, frontend.yaml, plda/, cohort.npz, scoring.yaml) or the final.pt inside one.
+Written under OUT_DIR: data/ (the Kaldi data dir with trials), feats/ (archives), data_no_sil/,
+xvectors/, scores_<set>_<backend>/ per back-end (set: --set-name, default OUT_DIR's name), and
+results.txt (EER, minDCF@0.01, minDCF@0.001 per back-end; the back-end the package's
+scoring.yaml names comes first, marked "default"). Every part follows the freshness rule: a
+re-run redoes only what its inputs or settings changed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import soundfile
-import yaml
 
 from dropclass_lib.atomic import atomic_open
 from dropclass_lib.cli import ArgumentParser, run_main
+from dropclass_lib.cmn import prepare_feats_for_egs
+from dropclass_lib.config import from_dict, load_config
+from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
+from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, available_backends, embed_data_dir,
+                                      parse_backends, score_data_dir)
+from dropclass_lib.features import CONFIG_TYPES, FeatConfig, config_feat_type, make_features
+from dropclass_lib.package import FRONTEND_FILE, ModelPackage, open_package
+from dropclass_lib.parallel import check_scp_safe
 from dropclass_lib.tables import c_sorted, iter_lines, read_key_rest, read_kv, write_table
 from dropclass_lib.trials import LABELS, Trials, read_trials, write_trials
+from dropclass_lib.vad import VadConfig, compute_vad_dir
 
 log = logging.getLogger("score_corpus")
-STEPS = Path(__file__).resolve().parent
 # Headerless raw audio cannot be decoded without being told its format.
 AUDIO_EXTENSIONS = {"." + f.lower() for f in soundfile.available_formats() if f != "RAW"}
 
@@ -173,132 +183,125 @@ def read_any_trials(path: Path, aliases: dict[str, str]) -> Trials:
     return Trials(np.array(enrol, dtype=object), np.array(test, dtype=object), np.array(target, dtype=bool))
 
 
-FRONTEND_FILE = "frontend.yaml"
-
-
 def _same_trials(a: Trials, b: Trials) -> bool:
     return all(np.array_equal(x, y) for x, y in ((a.enrol, b.enrol), (a.test, b.test), (a.target, b.target)))
 
 
-def resolve_frontend(model: Path, feat_conf: str | None, vad_conf: str | None, cmn_window: int | None,
-                     conf_dir: Path) -> tuple[Path, Path, int]:
+def resolve_frontend(package: ModelPackage, feat_conf: str | None, vad_conf: str | None,
+                     cmn_window: int | None) -> tuple[FeatConfig, VadConfig, int]:
     """The feature, VAD and CMN settings to use: the options where given, otherwise those the
-    model was trained with, recorded in ``frontend.yaml`` beside the model file (keys ``feats``:
-    the training data's feats_config.yaml, ``vad``: the VAD options, ``cmn_window``)."""
-    record_path = model.parent / FRONTEND_FILE
-    record = {}
-    if record_path.is_file():
-        with open(record_path, encoding="utf-8") as f:
-            record = yaml.safe_load(f) or {}
-        if not isinstance(record, dict):
-            raise InputFileError(record_path, 1, "expected a mapping with keys feats, vad, cmn_window")
-    paths = {}
-    for key, given in (("feats", feat_conf), ("vad", vad_conf)):
-        if given is not None:
-            paths[key] = Path(given)
-        elif isinstance(record.get(key), dict):
-            paths[key] = conf_dir / f"{key}.yaml"
-            text = yaml.safe_dump(record[key], sort_keys=False)
-            if not paths[key].is_file() or paths[key].read_text(encoding="utf-8") != text:
-                with atomic_open(paths[key], "w", encoding="utf-8") as f:
-                    f.write(text)
-        else:
-            raise UserError(f"the {key} settings the model was trained with are unknown: {record_path} "
-                            f"{'has no ' + key + ' section' if record_path.is_file() else 'does not exist'}; "
-                            f"pass --{'feat' if key == 'feats' else key}-conf FILE")
+    package's frontend.yaml records (the ones the model was trained with)."""
+    where = package.root / FRONTEND_FILE
+    if feat_conf is not None:
+        feats = load_config(feat_conf, CONFIG_TYPES[config_feat_type(feat_conf) or "mfcc"])
+    else:
+        record = package.frontend["feats"]
+        kind = record.get("feat_type", "mfcc") if isinstance(record, dict) else None
+        if kind not in CONFIG_TYPES:
+            raise InputFileError(where, None, f"feats: expected feature settings with feat_type "
+                                 f"{' or '.join(CONFIG_TYPES)}, got {record!r:.80}")
+        feats = from_dict(CONFIG_TYPES[kind], record, f"{where} (feats)")
+    if vad_conf is not None:
+        vad = load_config(vad_conf, VadConfig)
+    else:
+        if not isinstance(package.frontend["vad"], dict):
+            raise InputFileError(where, None, "vad: expected the VAD options (a mapping)")
+        vad = from_dict(VadConfig, package.frontend["vad"], f"{where} (vad)")
     if cmn_window is None:
-        cmn_window = record.get("cmn_window", 300)
-    if not isinstance(cmn_window, int) or cmn_window < 1:
-        raise InputFileError(record_path, None, f"cmn_window must be a positive integer, got {cmn_window!r}")
-    return paths["feats"], paths["vad"], cmn_window
+        cmn_window = package.frontend["cmn_window"]
+    if not isinstance(cmn_window, int) or isinstance(cmn_window, bool) or cmn_window < 1:
+        raise InputFileError(where, None, f"cmn_window must be a positive integer, got {cmn_window!r}")
+    return feats, vad, cmn_window
 
 
-def run_step(out: Path, name: str, inputs: Sequence[Path], *args: object) -> None:
-    """Run another entry point of the project (its messages go straight to stderr), unless the
-    marker ``OUT/.done.NAME`` shows the same command already finished after its inputs last changed.
+def choose_backends(package: ModelPackage, requested: str | None) -> tuple[list[str], str | None]:
+    """``(back-ends to score, the package's default)``: those of ``requested`` (default: all) that
+    the package serves, the one its scoring.yaml names first; a requested one it cannot serve is
+    skipped with a warning."""
+    chosen = parse_backends(requested or ",".join(BACKENDS))
+    usable = available_backends(package, chosen)
+    if requested:
+        for name in chosen:
+            if name not in usable:
+                log.warning("%s: skipping back-end %s (the package has no %s)", package.root, name,
+                            "plda/" if name.startswith("plda") else "cohort.npz")
+    if not usable:
+        raise UserError(f"{package.root} serves none of the back-ends {', '.join(chosen)}: "
+                        "complete it with steps/make_model_package.py")
+    default = package.scoring.get("backend")
+    if default is not None and default not in BACKENDS:
+        raise InputFileError(package.root / "scoring.yaml", None,
+                             f"backend {default!r} is not one of {', '.join(BACKENDS)}")
+    if default in usable:
+        usable.remove(default)
+        usable.insert(0, default)
+    elif default is not None:
+        log.warning("%s: the package's default back-end %s is not scored here", package.root, default)
+    return usable, default
 
-    The steps skip their own finished jobs but rewrite their merged outputs, which would make
-    every later step redo its work; the markers keep a re-run cheap, as in Kaldi recipes.
-    """
-    cmd = " ".join(map(str, args))
-    marker = out / f".done.{name}"
-    if marker.is_file() and marker.read_text(encoding="utf-8") == cmd:
-        done = marker.stat().st_mtime_ns
-        if all(Path(p).stat().st_mtime_ns <= done for p in inputs):
-            log.info("%s: already done (remove %s to redo it)", name, marker)
-            return
-    marker.unlink(missing_ok=True)
-    log.info("running %s", cmd)
-    if subprocess.run([sys.executable, *map(str, args)]).returncode != 0:
-        raise UserError(f"{Path(str(args[0])).name} failed (command: {cmd})")
-    with atomic_open(marker, "w", encoding="utf-8") as f:
-        f.write(cmd)
+
+def write_corpus_data_dir(corpus: Corpus, trials: Trials, data: Path) -> None:
+    """data/ with the utterances of the trials, the trials and enrol.list; files whose content is
+    unchanged keep their times, so the later parts find their inputs as they were."""
+    corpus.keep(set(trials.utts()))
+    corpus.write(data)
+    if not (data / "trials").is_file() or not _same_trials(read_trials(data / "trials"), trials):
+        write_trials(data / "trials", trials)
+    with atomic_open(data / "enrol.list", "w", encoding="utf-8") as f:
+        f.write("".join(u + "\n" for u in c_sorted(trials.enrol_utts())))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="trained model file (exp/NAME/final.pt)")
-    p.add_argument("--plda-dir", default=None, help="also score with the PLDA in this dir (steps/train_plda.py)")
+    p.add_argument("--model", required=True, help="model package directory (exp/NAME/seedK) or its final.pt")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated back-ends among {', '.join(BACKENDS)} (default: all the package serves)")
+    p.add_argument("--asnorm-top-n", type=int, default=None,
+                   help=f"AS-norm top-N (default: the package's scoring.yaml, else {DEFAULT_ASNORM_TOP_N})")
+    p.add_argument("--set-name", default=None, help="name of the trial set in the outputs (default: OUT_DIR's name)")
     p.add_argument("--spk-from-filename", default=None, metavar="REGEX",
                    help="speaker id = group 1 (or the whole match) of REGEX searched in each file name "
                         "(default: the parent folder's name; for a wav.scp: its utt2spk, else the utterance id)")
-    p.add_argument("--feat-conf", default=None, help="feature options (default: from frontend.yaml beside the model)")
-    p.add_argument("--vad-conf", default=None, help="VAD options (default: from frontend.yaml beside the model)")
-    p.add_argument("--cmn-window", type=int, default=None, help="sliding CMN window (default: frontend.yaml, else 300)")
-    p.add_argument("--nj", type=int, default=2, help="parallel jobs for features and VAD")
-    p.add_argument("--device", default="cpu", help="torch device for the embeddings")
+    p.add_argument("--feat-conf", default=None, help="feature options (default: the package's frontend.yaml)")
+    p.add_argument("--vad-conf", default=None, help="VAD options (default: the package's frontend.yaml)")
+    p.add_argument("--cmn-window", type=int, default=None, help="sliding CMN window (default: the package's frontend.yaml)")
+    p.add_argument("--nj", type=int, default=2, help="parallel jobs for features, VAD and CMN")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("input", help="Kaldi data dir, wav.scp file, or folder of audio files")
     p.add_argument("trials", help="trial list (Kaldi or VoxCeleb format)")
     p.add_argument("out_dir")
     args = p.parse_args(argv)
-    model, out = Path(args.model), Path(args.out_dir)
-    if not model.is_file():
-        raise UserError(f"model file {model} does not exist")
-    if args.plda_dir is not None and not (Path(args.plda_dir) / "plda.npz").is_file():
-        raise UserError(f"{args.plda_dir}/plda.npz does not exist (make it with steps/train_plda.py)")
+    out = Path(args.out_dir)
+    package = open_package(args.model)
+    backends, default = choose_backends(package, args.backends)
     try:
         pattern = re.compile(args.spk_from_filename) if args.spk_from_filename else None
     except re.error as err:
         raise UserError(f"--spk-from-filename {args.spk_from_filename!r} is not a valid regular expression ({err})") from None
-
+    feat_cfg, vad_cfg, cmn_window = resolve_frontend(package, args.feat_conf, args.vad_conf, args.cmn_window)
     corpus = load_input(Path(args.input), pattern)
     trials = read_any_trials(Path(args.trials), corpus.aliases)
-    feat_conf, vad_conf, cmn_window = resolve_frontend(model, args.feat_conf, args.vad_conf, args.cmn_window, out / "conf")
+    check_scp_safe(out / "feats", "OUT_DIR")
+    set_name = args.set_name or out.resolve().name
+    top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
 
-    data, data_no_sil = out / "data", out / "data_no_sil"
-    used = set(trials.utts())
-    corpus.keep(used)
-    corpus.write(data)
-    if not (data / "trials").is_file() or not _same_trials(read_trials(data / "trials"), trials):
-        write_trials(data / "trials", trials)
-        with atomic_open(data / "enrol.list", "w", encoding="utf-8") as f:
-            f.write("".join(u + "\n" for u in c_sorted(trials.enrol_utts())))
-    run_step(out, "features", [data / "wav.scp", data / "utt2spk", feat_conf],
-             STEPS / "make_features.py", "--nj", args.nj, "--config", feat_conf, data, out / "feats")
-    run_step(out, "vad", [data / "feats.scp", vad_conf],
-             STEPS / "compute_vad.py", "--nj", args.nj, "--config", vad_conf, data, out / "feats")
-    run_step(out, "cmn", [data / "feats.scp", data / "vad.scp", data / "trials"],
-             STEPS / "prepare_feats_for_egs.py", "--nj", args.nj, "--cmn-window", cmn_window, data, data_no_sil, out / "feats")
-    dropped = sorted(used - set(read_kv(data_no_sil / "utt2spk")))
-    if dropped:
-        raise UserError(f"{len(dropped)} utterance(s) of the trials have no voiced frame, e.g. {dropped[0]!r}: "
-                        "they cannot be scored (lower the VAD threshold with --vad-conf, or remove them from the trials)")
-    run_step(out, "embeddings", [model, data_no_sil / "feats.scp"],
-             STEPS / "extract_embeddings.py", "--device", args.device, model, data_no_sil, out / "xvectors")
-    scp = out / "xvectors" / "xvector.scp"
-    backends = [("cosine", [], [])]
-    if args.plda_dir:
-        backends.append(("plda", ["--plda-dir", args.plda_dir], [Path(args.plda_dir) / "plda.npz"]))
-    lines = []
-    for name, extra, extra_inputs in backends:
-        run_step(out, f"scores_{name}", [data / "trials", scp, *extra_inputs],
-                 STEPS / "score_trials.py", "--backend", name, *extra, "--set-name", data.parent.name,
-                 data / "trials", scp, scp, out / f"scores_{name}")
-        with open(out / f"scores_{name}" / "metrics.json", encoding="utf-8") as f:
-            m = json.load(f)
-        lines.append(f"{name} {m['eer']:.2f} {m['min_dcf_0.01']:.4f} {m['min_dcf_0.001']:.4f}")
-    with atomic_open(out / "results.txt", "w", encoding="utf-8") as f:
-        f.write("# backend EER% minDCF@0.01 minDCF@0.001\n" + "\n".join(lines) + "\n")
+    data, data_no_sil, feats = out / "data", out / "data_no_sil", out / "feats"
+    with lock_output_dirs(out):
+        write_corpus_data_dir(corpus, trials, data)
+        make_features(data, feats, feat_cfg, nj=args.nj)
+        compute_vad_dir(data, feats, vad_cfg, nj=args.nj)
+        prepare_feats_for_egs(data, data_no_sil, feats, nj=args.nj, cmn_window=cmn_window)
+        dropped = sorted(set(trials.utts()) - set(read_kv(data_no_sil / "utt2spk")))
+        if dropped:
+            raise UserError(f"{len(dropped)} utterance(s) of the trials have no voiced frame, e.g. {dropped[0]!r}: "
+                            "they cannot be scored (lower the VAD threshold with --vad-conf, or remove them from the trials)")
+        scp = embed_data_dir(package.model, data_no_sil, out / "xvectors", device=args.device)
+        results = score_data_dir(package, data / "trials", scp, out, set_name, backends, top_n)
+        lines = [f"{name} {m['eer']:.2f} {m['min_dcf_0.01']:.4f} {m['min_dcf_0.001']:.4f}"
+                 + (" default" if name == default else "") for name, m in ((n, results[n]) for n in backends)]
+        with atomic_open(out / "results.txt", "w", encoding="utf-8") as f:
+            f.write(f"# backend EER% minDCF@0.01 minDCF@0.001 (trial set {set_name}; \"default\": "
+                    "the package's scoring.yaml back-end)\n" + "\n".join(lines) + "\n")
     print((out / "results.txt").read_text(), end="")
     return 0
 

@@ -15,9 +15,11 @@ import torch
 import yaml
 
 from dropclass_lib.errors import InputFileError, UserError
+from dropclass_lib.features import CONF_DIR, default_config_path
 from dropclass_lib.heads import build_head
 from dropclass_lib.model_io import save_model
 from dropclass_lib.models import build_extractor
+from dropclass_lib.package import frontend_record, write_cohort, write_frontend, write_yaml
 from dropclass_lib.tables import read_kv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,16 +116,28 @@ def test_trials_kaldi_and_voxceleb_formats_with_line_errors(tmp_path, audio_fold
 
 
 def _tiny_model(model_dir: Path, num_ceps: int) -> None:
-    """A small x-vector model written by the training code's model writer, with the
-    frontend.yaml a recipe leaves beside it (non-default cepstra, so a wrong front end fails)."""
+    """A small x-vector model written by the training code's model writer, with the frontend.yaml
+    a recipe writes into its package (non-default cepstra, so a wrong front end fails)."""
     torch.manual_seed(0)
     ext = build_extractor("tdnn", input_dim=num_ceps, frame_dims=[24, 24, 24, 24, 48], emb_dim=16)
     head = build_head("softmax", 16, 4)
     save_model(model_dir / "final.pt", ext, head, ["s1", "s2", "s3", "s4"], {})
-    feats = yaml.safe_load((ROOT / "conf" / "mfcc.yaml").read_text())
+    feats = yaml.safe_load(default_config_path("mfcc").read_text())
     feats.update(num_mel_bins=24, num_ceps=num_ceps, dither=0.0)
-    vad = yaml.safe_load((ROOT / "conf" / "vad.yaml").read_text())
-    (model_dir / "frontend.yaml").write_text(yaml.safe_dump({"feats": feats, "vad": vad, "cmn_window": 100}))
+    feats_config = model_dir / "feats_config.yaml"
+    feats_config.write_text(yaml.safe_dump(feats))
+    write_frontend(model_dir, frontend_record(feats_config, CONF_DIR / "vad.yaml", 100))
+
+
+def _cosines(emb: dict, lines: list, mean: np.ndarray) -> None:
+    """Each scored line ``enrol test score`` is the cosine of the embeddings less ``mean``."""
+    for e, t, s in lines:
+        a, b = emb[e] - mean, emb[t] - mean
+        assert float(s) == pytest.approx(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-4)
+
+
+def _score_lines(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -134,6 +148,7 @@ def test_end_to_end_scores_match_the_model(tmp_path, audio_folder):
     trials.write_text("alice/w0.flac alice/w1.flac target\nalice/w0.flac bob/w1.flac nontarget\n"
                       "bob/w0 bob/w2 target\nbob/w0 carol/w2 nontarget\ncarol/w0 carol/w1 target\ncarol/w0 alice/w2 nontarget\n")
     out = tmp_path / "out"
+    # A package of final.pt and frontend.yaml only serves cosine_dm (centred on the scored set).
     proc = _run("--model", model_dir / "final.pt", "--nj", 1, audio_folder, trials, out)
     assert proc.stdout.startswith("# backend EER%")
 
@@ -145,31 +160,49 @@ def test_end_to_end_scores_match_the_model(tmp_path, audio_folder):
     recorded = yaml.safe_load((out / "data" / "feats_config.yaml").read_text())
     assert recorded["num_ceps"] == 20 and recorded["num_mel_bins"] == 24
 
-    # The scores are the cosine similarities of the model's embeddings of the CMN'd voiced frames.
+    # The scores are the cosine similarities of the model's embeddings of the CMN'd voiced frames,
+    # less their mean.
     from dropclass_lib.model_io import load_model
 
     model = load_model(model_dir / "final.pt")
     feats = kaldiio.load_scp(str(out / "data_no_sil" / "feats.scp"))
     with torch.no_grad():
-        emb = {u: model.extractor(torch.from_numpy(np.array(feats[u]))[None])[0].numpy() for u in feats}
-    lines = [line.split() for line in (out / "scores_cosine" / "scores").read_text().splitlines()]
+        emb = {u: model.extractor(torch.from_numpy(np.array(feats[u]))[None])[0].numpy().astype(np.float64)
+               for u in feats}
+    domain_mean = np.mean([emb[u] for u in sorted(emb)], axis=0)
+    lines = _score_lines(out / "scores_out_cosine_dm" / "scores")
     assert len(lines) == 6
-    for e, t, s in lines:
-        a, b = emb[e], emb[t]
-        assert float(s) == pytest.approx(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-4)
-    cos_line = (out / "results.txt").read_text().splitlines()[1].split()
-    assert cos_line[0] == "cosine" and 0.0 <= float(cos_line[1]) <= 100.0
+    _cosines(emb, lines, domain_mean)
+    results = [line.split() for line in (out / "results.txt").read_text().splitlines()[1:]]
+    assert [r[0] for r in results] == ["cosine_dm"] and len(results[0]) == 4  # no default back-end named
+    assert 0.0 <= float(results[0][1]) <= 100.0
 
-    # PLDA from the training code, then a second run scores with it and reuses the embeddings.
+    # The package completed with a cohort, a PLDA and a default back-end: the second run, given the
+    # package directory, reuses the features, embeddings and cosine_dm scores and adds every
+    # back-end, the default first.
     xv = out / "xvectors" / "xvector.scp"
     subprocess.run([sys.executable, str(ROOT / "steps" / "train_plda.py"), "--lda-dim", "2", xv,
-                    out / "data_no_sil" / "utt2spk", tmp_path / "plda"], check=True, capture_output=True,
+                    out / "data_no_sil" / "utt2spk", model_dir / "plda"], check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    mtime = xv.stat().st_mtime_ns
-    _run("--model", model_dir / "final.pt", "--plda-dir", tmp_path / "plda", "--nj", 1, audio_folder, trials, out)
-    assert xv.stat().st_mtime_ns == mtime
-    assert [line.split()[0] for line in (out / "results.txt").read_text().splitlines()[1:]] == ["cosine", "plda"]
-    assert len((out / "scores_plda" / "scores").read_text().splitlines()) == 6
+    train_mean = domain_mean + 0.5
+    write_cohort(model_dir, ["s1", "s2"], np.stack([emb["alice-w0"], emb["bob-w0"]]), train_mean)
+    write_yaml(model_dir / "scoring.yaml", {"backend": "plda", "asnorm_top_n": 1})
+    kept = {p: p.stat().st_mtime_ns for p in (xv, out / "data_no_sil" / "feats.scp", out / "data" / "feats.scp",
+                                              out / "scores_out_cosine_dm" / "scores")}
+    _run("--model", model_dir, "--nj", 1, audio_folder, trials, out)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    results = [line.split() for line in (out / "results.txt").read_text().splitlines()[1:]]
+    assert [r[0] for r in results] == ["plda", "cosine", "cosine_dm", "cosine_dm_asnorm", "plda_dm"]
+    assert results[0][-1] == "default" and all(len(r) == 4 for r in results[1:])
+    assert len(_score_lines(out / "scores_out_plda" / "scores")) == 6
+    _cosines(emb, _score_lines(out / "scores_out_cosine" / "scores"), train_mean)
+
+    # --backends chooses; --set-name names the score dirs.
+    proc = _run("--model", model_dir, "--backends", "cosine,plda_dm", "--set-name", "new", "--nj", 1,
+                audio_folder, trials, out)
+    assert [line.split()[0] for line in proc.stdout.splitlines()[1:]] == ["cosine", "plda_dm"]
+    assert (out / "scores_new_plda_dm" / "metrics.json").is_file()
+    assert xv.stat().st_mtime_ns == kept[xv]
 
 
 def test_cli_errors_are_one_line(tmp_path, audio_folder):
@@ -182,8 +215,13 @@ def test_cli_errors_are_one_line(tmp_path, audio_folder):
     save_model(model_dir / "final.pt", build_extractor("tdnn", input_dim=20, frame_dims=[8] * 5, emb_dim=4),
                build_head("softmax", 4, 2), ["a", "b"], {})
     proc = _run("--model", model_dir / "final.pt", audio_folder, trials, tmp_path / "out", check=False)
-    assert proc.returncode == 1 and "frontend.yaml does not exist; pass --feat-conf" in proc.stderr
+    assert proc.returncode == 1 and "is not a complete model package: frontend.yaml" in proc.stderr
+    write_frontend(model_dir, frontend_record(default_config_path("mfcc"), CONF_DIR / "vad.yaml", 300))
+    proc = _run("--model", model_dir, "--backends", "plda", audio_folder, trials, tmp_path / "out", check=False)
+    assert proc.returncode == 1 and "serves none of the back-ends plda" in proc.stderr
+    proc = _run("--model", model_dir, "--backends", "cosine,bogus", audio_folder, trials, tmp_path / "out", check=False)
+    assert proc.returncode == 1 and "unknown back-end(s) bogus" in proc.stderr
     trials.write_text("alice/w0 dave/w1 nontarget\n")
-    proc = _run("--model", model_dir / "final.pt", "--feat-conf", ROOT / "conf" / "mfcc.yaml",
-                audio_folder, trials, tmp_path / "out", check=False)
+    proc = _run("--model", model_dir, audio_folder, trials, tmp_path / "out", check=False)
     assert proc.returncode == 1 and "trials:1: utterance 'dave/w1' is not in the input" in proc.stderr
+    assert proc.stderr.count("\n") == 1
