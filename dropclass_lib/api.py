@@ -3,7 +3,7 @@
 A *model package* is the directory a recipe leaves per trained system (``exp/X/seed1/``):
 ``final.pt`` (:mod:`dropclass_lib.model_io`), ``frontend.yaml`` (the front end the model was
 trained with: ``feats``, the training data's feature settings; ``vad``, the energy-VAD
-options; ``cmn_window``, the sliding-CMN window; written by ``utils/write_frontend.sh``) and,
+options; ``cmn_window``, the sliding-CMN window; written by ``steps/make_model_package.py``) and,
 optionally, ``plda/plda.npz`` (``steps/train_plda.py``).
 
 The audio goes through the recipe's own stages, by the same functions:
@@ -67,7 +67,7 @@ def read_frontend(path: str | os.PathLike) -> Frontend:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist: a model package holds the front end its model was trained with "
-                        "(utils/write_frontend.sh writes it beside final.pt)")
+                        "(steps/make_model_package.py writes it beside final.pt)")
     try:
         record = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

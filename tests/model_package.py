@@ -4,20 +4,21 @@ the export and the README's examples.
 ``make_package(root)`` writes ``root/data`` (voiced synthetic 'words' of three speakers),
 runs make_features -> compute_vad -> prepare_feats_for_egs on it, trains a small TDNN on the
 result for a few iterations and leaves ``root/exp`` as a recipe leaves a system: final.pt,
-frontend.yaml (by utils/write_frontend.sh) and checkpoints.
+frontend.yaml (through dropclass_lib.package, as steps/make_model_package.py writes it) and checkpoints.
 """
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile
 import yaml
 
-from conftest import ROOT, load_script
+from conftest import load_script
 from dropclass_lib.config import from_dict
+from dropclass_lib.features import CONF_DIR, default_config_path
+from dropclass_lib.package import frontend_record, write_frontend
 from dropclass_lib.tables import write_table
 from dropclass_lib.training.config import TrainConfig
 from dropclass_lib.training.trainer import train
@@ -62,8 +63,9 @@ def make_audio_data_dir(root: Path) -> Path:
 
 
 def feature_config(root: Path, dither: float) -> Path:
-    """conf/mfcc.yaml with non-default cepstra (a wrong front end then fails) and ``dither``."""
-    feats = yaml.safe_load((ROOT / "conf" / "mfcc.yaml").read_text())
+    """The library's default MFCC options with non-default cepstra (a wrong front end then fails)
+    and ``dither``."""
+    feats = yaml.safe_load(default_config_path("mfcc").read_text())
     feats.update(num_mel_bins=24, num_ceps=20, dither=dither)
     path = root / f"mfcc_dither{dither:g}.yaml"
     path.write_text(yaml.safe_dump(feats))
@@ -88,6 +90,5 @@ def make_package(root: Path, dither: float = 0.0, cmn_window: int = 50) -> tuple
     no_sil = run_front_end(data, feat_conf, root / "work", cmn_window)
     exp = root / "exp"
     train(from_dict(TrainConfig, TINY_TRAINING), no_sil, exp)
-    subprocess.run(["bash", str(ROOT / "utils" / "write_frontend.sh"), str(data / "feats_config.yaml"),
-                    str(ROOT / "conf" / "vad.yaml"), str(cmn_window), str(exp)], check=True)
+    write_frontend(exp, frontend_record(data / "feats_config.yaml", CONF_DIR / "vad.yaml", cmn_window))
     return exp, data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import kaldiio
 import numpy as np
@@ -13,8 +12,10 @@ import torch
 from scipy.signal import resample_poly
 
 import dropclass_lib
-from conftest import ROOT, load_script
+from conftest import load_script
 from dropclass_lib.errors import UserError
+from dropclass_lib.features import CONF_DIR
+from dropclass_lib.package import frontend_record, write_frontend
 from dropclass_lib.tables import read_key_rest
 from model_package import feature_config, make_package, run_front_end
 
@@ -57,8 +58,7 @@ def test_embedding_equals_the_recipe_xvector_without_dither(package, tmp_path):
     data0 = tmp_path / "data"
     shutil.copytree(data, data0, ignore=shutil.ignore_patterns("feats*", "vad.scp", "utt2num_frames", "log", ".*"))
     no_sil = run_front_end(data0, feature_config(tmp_path, 0.0), tmp_path / "work", cmn_window=50)
-    subprocess.run(["bash", str(ROOT / "utils" / "write_frontend.sh"), str(data0 / "feats_config.yaml"),
-                    str(ROOT / "conf" / "vad.yaml"), "50", str(pkg)], check=True)
+    write_frontend(pkg, frontend_record(data0 / "feats_config.yaml", CONF_DIR / "vad.yaml", 50))
     recipe = _recipe_xvectors(pkg / "final.pt", no_sil, tmp_path / "xvectors")
     model = dropclass_lib.load_model(pkg / "final.pt")  # the model file in a package works too
     wav = read_key_rest(data0 / "wav.scp")
