@@ -103,14 +103,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, source: str = "<conf
     return obj
 
 
-def load_config(path: str | os.PathLike, cls: type[T], overrides: Mapping[str, Any] | None = None) -> T:
-    """Load YAML ``path`` into dataclass ``cls``; ``overrides`` are dotted keys (``optim.lr``)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f"config file {path} does not exist")
-    lines = _key_lines(path)
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+def load_config(path: str | os.PathLike | None, cls: type[T], overrides: Mapping[str, Any] | None = None) -> T:
+    """Load YAML ``path`` into dataclass ``cls``; ``overrides`` are dotted keys (``optim.lr``).
+    ``path`` None: the dataclass defaults, with the overrides."""
+    if path is None:
+        path, lines, data = f"the defaults of {cls.__name__}", {}, {}
+    else:
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise UserError(f"config file {path} does not exist")
+        lines = _key_lines(path)
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
     if not isinstance(data, Mapping):
         raise InputFileError(path, 1, "the top level must be a mapping of keys to values")
     for dotted, value in (overrides or {}).items():

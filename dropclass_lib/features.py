@@ -51,7 +51,10 @@ FEATS_CONFIG = "feats_config.yaml"
 
 WINDOW_TYPES = ("povey", "hanning", "hamming", "rectangular", "blackman")
 FEAT_TYPES = ("mfcc", "fbank")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+"""The library's default configurations (package data, one commented key per knob): mfcc.yaml,
+fbank.yaml, vad.yaml, augment.yaml. The steps use them when no --config is given; a recipe keeps
+its own copies in its conf/."""
 
 
 @dataclass
@@ -157,6 +160,7 @@ def config_feat_type(path: str | os.PathLike) -> str | None:
 
 
 def default_config_path(feat_type: str) -> Path:
+    """The library's default options file for ``feat_type`` (mfcc or fbank)."""
     return CONF_DIR / f"{feat_type}.yaml"
 
 

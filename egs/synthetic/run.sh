@@ -2,14 +2,17 @@
 # The default recipe: the whole DropClass / DropAdapt pipeline on the embedded synthetic corpus
 # (generated here with eSpeak NG; no download), in minutes on 2 CPU cores.
 #
-#   bash run.sh                         # everything
+#   cd egs/synthetic && bash run.sh     # everything; data/, mfcc/, corpus/, exp/ go here
 #   bash run.sh --stage 4 --stop-stage 5
 #   bash run.sh --seeds 3               # train every system with 3 seeds, report mean ± std
 #
-# Every stage redoes exactly what its inputs or settings changed (README, "Freshness"); a
-# trained system whose configuration changed is an error naming the keys (remove exp/<system>).
+# It runs in the current directory, as Kaldi recipes do: that directory holds path.sh, cmd.sh,
+# conf/, local/, steps/ and utils/ (this folder, or the project root, whose run.sh runs this
+# recipe there). Every stage redoes exactly what its inputs or settings changed (README,
+# "Freshness"); a trained system whose configuration changed is an error naming the keys.
 set -euo pipefail
-cd "$(dirname "$0")"
+[ -f ./path.sh ] && [ -d ./conf ] || {
+  echo "ERROR ($0): run it from a recipe directory (with path.sh and conf/), e.g. cd egs/synthetic" >&2; exit 1; }
 . ./path.sh
 . ./cmd.sh
 
