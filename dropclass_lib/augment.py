@@ -44,7 +44,8 @@ import numpy as np
 
 from dropclass_lib.audio import read_audio
 from dropclass_lib.augment_signal import add_signal, change_speed, power, reverberate
-from dropclass_lib.config import load_config, save_config
+from dropclass_lib import provenance
+from dropclass_lib.config import load_config, save_config, to_dict
 from dropclass_lib.datadir import DataDir, read_utt_table
 from dropclass_lib.datadir.utt2aug import AugRecord, AugStep, parse_aug
 from dropclass_lib.errors import UserError
@@ -408,6 +409,39 @@ def make_augmented_dir(clean_dir: str | Path, setup: AugmentSetup, out_dir: str 
             if getattr(clean, table) is not None:
                 getattr(out, table)[aug] = getattr(clean, table)[utt]
     return out
+
+
+AUGMENT_RECORD = ".augment.made_from.json"
+
+
+def _source_tables(setup: AugmentSetup, clean_dir: Path) -> list[Path]:
+    """The files an augmented directory is made from: the clean directory's tables that it copies
+    from (its features are not among them) and its own augment.yaml, which its utt2aug records may
+    point to, and the lists of the MUSAN/RIR sources."""
+    names = ("utt2spk", "wav.scp", "utt2aug", "vad.scp", "utt2dur", SETUP_FILE)
+    paths = [clean_dir / n for n in names if (clean_dir / n).is_file()]
+    for d in (setup.noise_dir, setup.music_dir, setup.speech_dir, *setup.rir_dirs):
+        if d:
+            paths += [Path(d) / n for n in ("wav.scp", "utt2dur") if (Path(d) / n).is_file()]
+    return paths
+
+
+def augment_data_dir(clean_dir: str | Path, setup: AugmentSetup, out_dir: str | Path) -> int | None:
+    """Write the augmented copy of ``clean_dir`` (:func:`make_augmented_dir`) to ``out_dir`` under the
+    freshness rule of :mod:`dropclass_lib.provenance` (record ``out_dir/.augment.made_from.json``):
+    kept, with the features computed on it since, while the settings, the source directories and
+    their tables are unchanged; rewritten otherwise. Returns the number of augmented utterances,
+    None when the directory was up to date."""
+    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    setup.clean_dir = str(clean_dir.resolve())
+    with provenance.stage(out_dir, to_dict(setup), _source_tables(setup, clean_dir),
+                          outputs=("utt2spk", "utt2aug", SETUP_FILE), what=f"augmented data {out_dir}",
+                          record_name=AUGMENT_RECORD) as st:
+        if st.fresh:
+            return None
+        aug = make_augmented_dir(clean_dir, setup, out_dir)
+        aug.write(out_dir)
+    return len(aug.utt2spk)
 
 
 def speed_prefix(factor: float) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make the augmented copy of a clean data directory; its audio is rendered by make_features.py.
 
-    steps/augment_data_dir.py [--config conf/augment.yaml] [--set KEY=VALUE ...]
+    steps/augment_data_dir.py [--config FILE] [--set KEY=VALUE ...]
         [--musan-prefix data/musan] [--rir-prefix data/rirs] CLEAN_DIR OUT_DIR
 
 One copy UTT-KIND per utterance and kind of the config's ``kinds``; of all copies a random
@@ -11,25 +11,26 @@ audio exists nowhere), the clean vad.scp and utt2dur entries (lengths do not cha
 augment.yaml: the settings and the absolute paths of the data directories the augmentation draws
 from. The default config needs no download (sim_reverb, self_noise, self_babble); the MUSAN and
 RIRS_NOISES kinds (reverb, noise, music, babble) need the data directories of those corpora.
-Combine the result with the clean directory with utils/combine_data.py. Skipped when OUT_DIR is
-already prepared.
+Combine the result with the clean directory with utils/combine_data.py. Without --config the
+library's default (dropclass_lib/conf/augment.yaml: the kinds that need no download) is used.
+OUT_DIR is kept, with the features computed on it since, while the settings and the source
+directories' tables are unchanged (OUT_DIR/.augment.made_from.json); otherwise it is rewritten.
 """
 
 import logging
 from pathlib import Path
 
-from dropclass_lib.augment import AugmentConfig, AugmentSetup, make_augmented_dir
+from dropclass_lib.augment import AugmentConfig, AugmentSetup, augment_data_dir
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config, parse_overrides
 from dropclass_lib.corpora.musan_rir import MUSAN_CATEGORIES, RIR_SETS
-from dropclass_lib.corpora.voxceleb import is_prepared, write_prepared
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "augment.yaml"
+from dropclass_lib.dirlock import lock_output_dirs
+from dropclass_lib.features import CONF_DIR
 
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="augmentation YAML")
+    parser.add_argument("--config", default=str(CONF_DIR / "augment.yaml"), help="augmentation YAML (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set num_aug_utts=1000 (repeatable)")
     parser.add_argument("--musan-prefix", default="",
@@ -42,9 +43,6 @@ def main(argv=None):
                         help="data directory to augment (wav.scp or utt2aug, utt2spk; vad.scp if present)")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="augmented data directory to write")
     args = parser.parse_args(argv)
-    if is_prepared(args.out_dir):
-        logging.info("%s is already prepared, skipping", args.out_dir)
-        return 0
     config = load_config(args.config, AugmentConfig, parse_overrides(args.set))
 
     def absolute(prefix: str, suffix: str) -> str:
@@ -55,9 +53,10 @@ def main(argv=None):
                          music_dir=absolute(args.musan_prefix, "music"),
                          speech_dir=absolute(args.musan_prefix, "speech"),
                          rir_dirs=[absolute(args.rir_prefix, s) for s in RIR_SETS] if args.rir_prefix else [])
-    aug = make_augmented_dir(args.clean_dir, setup, args.out_dir)
-    write_prepared(aug, args.out_dir)
-    logging.info("%s: %d augmented utterances (kinds %s)", args.out_dir, len(aug), ", ".join(config.kinds))
+    with lock_output_dirs(args.out_dir):
+        count = augment_data_dir(args.clean_dir, setup, args.out_dir)
+    if count is not None:
+        logging.info("%s: %d augmented utterances (kinds %s)", args.out_dir, count, ", ".join(config.kinds))
     return 0
 
 

@@ -25,7 +25,8 @@ from dropclass_lib.dropadapt import DropAdapt, DropAdaptConfig
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="conf/dropadapt.yaml", help="DropAdapt configuration (YAML)")
+    parser.add_argument("--config", default=None,
+                        help="DropAdapt configuration (YAML; default: the defaults of DropAdaptConfig)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set adapt.variant=combine (repeatable)")
     parser.add_argument("--device", default=DEFAULT_DEVICE,
