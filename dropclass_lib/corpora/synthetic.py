@@ -215,8 +215,22 @@ def make_corpus(cfg: SyntheticCorpusConfig, seed: int, audio_dir: str | os.PathL
         if split == "test":
             d.trials = design_trials(utt2spk, cfg.trials, seed)
             d.enrol = d.trials.enrol_utts()
-        d.write(data_dir / split)
+        if not _holds(data_dir / split, d):
+            d.write(data_dir / split)
     return {"utterances": len(jobs), "made": len(todo), "audio_seconds": seconds}
+
+
+def _holds(path: Path, d: DataDir) -> bool:
+    """Whether the data dir at ``path`` already lists what ``d`` does. It is then left as it is: a
+    rewrite would remove the features and VAD that later stages added to it (DataDir.write drops
+    the tables it lacks) and make every stage after it redo its work."""
+    if not (path / "utt2spk").is_file():
+        return False
+    old = DataDir.load(path, strict=False)
+    same_trials = (old.trials is None) == (d.trials is None) and (d.trials is None or all(
+        np.array_equal(a, b) for a, b in ((old.trials.enrol, d.trials.enrol), (old.trials.test, d.trials.test),
+                                          (old.trials.target, d.trials.target))))
+    return old.utt2spk == d.utt2spk and old.wav == d.wav and same_trials and old.enrol == d.enrol
 
 
 def _write_speakers(path: Path, plan: Plan) -> None:

@@ -33,6 +33,7 @@ min_utts_per_spk=4        # training speakers with fewer utterances are dropped
 lda_dim=128               # LDA dimension before PLDA (Kaldi voxceleb: 200)
 cmn_window=300            # sliding CMN window in frames (Kaldi: 300)
 corpus=corpus/synthetic   # where the generated audio goes
+overwrite=false           # true: retrain/re-adapt a system whose configuration or data changed
 help_message="Usage: bash run.sh [options]
 Runs the DropClass/DropAdapt recipe on the embedded synthetic corpus.
 Stages:
@@ -49,7 +50,8 @@ Options (default):
   --dropadapt-conf FILE ($dropadapt_conf)  --dropadapt-variants \"LIST\" ($dropadapt_variants)
   --adapt-from SYSTEM ($adapt_from)  --min-frames N ($min_frames)
   --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)  --cmn-window N ($cmn_window)
-  --corpus DIR ($corpus)"
+  --corpus DIR ($corpus)  --overwrite true|false ($overwrite: a trained system whose
+  configuration or data changed is an error naming the keys unless true)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
@@ -58,6 +60,8 @@ data=data
 exp=exp
 seed_list=$(seq 0 $((seeds - 1)))
 declare -A train_conf=([baseline]=$baseline_conf [dropclass]=$dropclass_conf)
+case $overwrite in true) overwrite_opt=--overwrite ;; false) overwrite_opt= ;;
+  *) echo "ERROR ($0): --overwrite takes true or false, got '$overwrite'" >&2; exit 1 ;; esac
 
 # adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
 adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
@@ -98,7 +102,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "== stage 2: train baseline and DropClass extractors (seeds: $seed_list)"
   for system in baseline dropclass; do
     for seed in $seed_list; do
-      steps/train_xvector.py --config ${train_conf[$system]} --seed $seed \
+      steps/train_xvector.py --config ${train_conf[$system]} --seed $seed $overwrite_opt \
         $data/train_no_sil $exp/$system/seed$seed
     done
   done
@@ -108,7 +112,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "== stage 3: DropAdapt ($dropadapt_variants) from $adapt_from towards the test enrolment side"
   for variant in $dropadapt_variants; do
     for seed in $seed_list; do
-      steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant --set adapt.seed=$seed \
+      steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant --set adapt.seed=$seed $overwrite_opt \
         $exp/$adapt_from/seed$seed/final.pt $data/train_no_sil $data/test_no_sil \
         $exp/$(adapted_name $variant)/seed$seed
     done
