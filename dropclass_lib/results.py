@@ -157,7 +157,17 @@ def _fmt(summary: dict | None, digits: int) -> str:
     return text
 
 
-def render_markdown(tables: dict) -> str:
+COLUMNS = ("eer", "min_dcf_0.01", "min_dcf_0.001", "delta_eer", "cllr", "min_cllr")
+
+
+def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS) -> str:
+    """The markdown tables; ``columns`` chooses, per back-end, which of ``COLUMNS`` are shown
+    (RESULTS.json always holds every figure)."""
+    bad = [c for c in columns if c not in COLUMNS]
+    if bad or not columns:
+        raise UserError(f"unknown results column(s) {', '.join(bad) or '(none given)'}; known: {', '.join(COLUMNS)}")
+    metrics = [m for m in METRICS if m[0] in columns]
+    delta = "delta_eer" in columns
     baseline = tables["baseline"]
     lines = ["# Results", "",
              "EER in %; minDCF at p_target 0.01 and 0.001 with C_miss = C_fa = 1, normalised as in NIST SRE. "
@@ -169,12 +179,12 @@ def render_markdown(tables: dict) -> str:
     for trial_set, table in tables["sets"].items():
         counts = "/".join(map(str, table["num_trials"]))
         lines += [f"## {trial_set} ({counts} trials)", ""]
-        optional = {b: [(m, label, d) for m, label, d in OPTIONAL_METRICS
-                        if any((row["backends"].get(b) or {}).get(m) is not None for row in table["rows"])]
+        optional = {b: [(m, label, d) for m, label, d in OPTIONAL_METRICS if m in columns
+                        and any((row["backends"].get(b) or {}).get(m) is not None for row in table["rows"])]
                     for b in table["backends"]}
         header = ["system", "runs"]
         for b in table["backends"]:
-            header += [f"{b} {label}" for _, label, _ in METRICS] + [f"{b} ΔEER (%)"]
+            header += [f"{b} {label}" for _, label, _ in metrics] + ([f"{b} ΔEER (%)"] if delta else [])
             header += [f"{b} {label}" for _, label, _ in optional[b]]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in table["rows"]:
@@ -182,18 +192,20 @@ def render_markdown(tables: dict) -> str:
                      str(row["num_runs"])]
             for b in table["backends"]:
                 cell = row["backends"].get(b)
-                cells += [_fmt(cell[m] if cell else None, d) for m, _, d in METRICS]
+                cells += [_fmt(cell[m] if cell else None, d) for m, _, d in metrics]
                 rel = cell["rel_eer_change"] if cell else None
-                cells.append("–" if rel is None or row["system"] == baseline else f"{rel:+.1f}")
+                if delta:
+                    cells.append("–" if rel is None or row["system"] == baseline else f"{rel:+.1f}")
                 cells += [_fmt(cell.get(m) if cell else None, d) for m, _, d in optional[b]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def write_results(tables: dict, md_path: str | os.PathLike, json_path: str | os.PathLike) -> None:
+def write_results(tables: dict, md_path: str | os.PathLike, json_path: str | os.PathLike,
+                  columns: tuple[str, ...] | list[str] = COLUMNS) -> None:
     with atomic_open(md_path, "w", encoding="utf-8") as f:
-        f.write(render_markdown(tables))
+        f.write(render_markdown(tables, columns))
     with atomic_open(json_path, "w", encoding="utf-8") as f:
         json.dump(tables, f, indent=2)
         f.write("\n")

@@ -126,3 +126,19 @@ def test_same_count_but_another_list_is_refused(exp):
         (exp / rel / "metrics.json").write_text(json.dumps({**data, "trials_sha1": digest}))
     with pytest.raises(UserError, match=r"different trial lists \(list aaaaaaaaaa: .*; list bbbbbbbbbb: "):
         build_tables(find_results(exp), "baseline")
+
+
+def test_columns_choose_the_figures_of_the_markdown(exp):
+    from dropclass_lib.results import render_markdown
+
+    tables = build_tables(find_results(exp), "baseline")
+    md = render_markdown(tables, ["eer"])
+    header = next(line for line in md.splitlines() if line.startswith("| system"))
+    assert header == "| system | runs | cosine EER (%) | plda EER (%) |"
+    assert "| baseline | 2 | 5.00 ± 1.41 | 2.50 ± 0.71 |" in md
+    assert "ΔEER (%)" in render_markdown(tables, ["eer", "delta_eer"])
+    with pytest.raises(UserError, match="unknown results column"):
+        render_markdown(tables, ["eer", "auc"])
+    assert make_results_table.main(["--columns", "eer,min_dcf_0.01", str(exp)]) == 0
+    header = next(line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| system"))
+    assert header.count("minDCF@0.01") == 2 and "minDCF@0.001" not in header
