@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "realspeech"
 SHARED = ROOT.parent / "shared" / "data"
+CORPORA = ("arabic_speech_commands", "dspspeech20", "speechocean762")
 
 
 def _run(*args, cwd=ROOT):
@@ -25,27 +26,30 @@ def test_skips_with_a_message_when_the_data_root_is_absent(tmp_path):
     proc = _run("--data-root", tmp_path / "nowhere", "--work-dir", tmp_path / "work")
     assert proc.returncode == 0, proc.stderr
     assert "skipping the real-speech recipe" in proc.stdout
-    assert f"{tmp_path}/nowhere/arabic_speech_commands" in proc.stdout
-    assert f"{tmp_path}/nowhere/dspspeech20" in proc.stdout
+    for corpus in CORPORA:
+        assert f"{tmp_path}/nowhere/{corpus}" in proc.stdout
     assert not (tmp_path / "work").exists()
 
 
-def test_names_the_one_missing_corpus_relative_to_the_callers_folder(tmp_path):
+def test_names_the_missing_corpora_relative_to_the_callers_folder(tmp_path):
     (tmp_path / "root" / "dspspeech20").mkdir(parents=True)
     proc = _run("--data-root", "root", "--work-dir", tmp_path / "work", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f"not found: {tmp_path}/root/arabic_speech_commands (" in proc.stdout
-    assert "dspspeech20 (" not in proc.stdout.split("not found:")[1].split("(")[0]
+    missing = proc.stdout.split("not found:")[1].split("(")[0]
+    assert f"{tmp_path}/root/arabic_speech_commands" in missing and f"{tmp_path}/root/speechocean762" in missing
+    assert "dspspeech20" not in missing
 
 
 def test_bad_option_fails(tmp_path):
-    proc = _run("--with-synthetic", "maybe", "--data-root", tmp_path)
-    assert proc.returncode != 0 and "true or false" in proc.stderr
+    proc = _run("--systems", "baseline magic", "--data-root", tmp_path)
+    assert proc.returncode != 0 and "unknown system 'magic'" in proc.stderr
 
 
-def _subset_corpora(dest: Path, words: int) -> None:
-    """The shared corpora's layout with the first ``words`` words of every speaker (file symlinks)."""
-    asc, dsp = SHARED / "arabic_speech_commands", SHARED / "dspspeech20"
+def _subset_corpora(dest: Path, words: int, so_speakers: int, so_utts: int) -> None:
+    """The shared corpora's layouts with the first ``words`` words of every Arabic / DSPSpeech-20
+    speaker and the first ``so_utts`` utterances of ``so_speakers`` speechocean762 speakers per half
+    (file symlinks; the speechocean762 lists cut to match)."""
+    asc, dsp, so = (SHARED / c for c in CORPORA)
     (dest / "arabic_speech_commands" / "dataset").mkdir(parents=True)
     for csv in ("train.csv", "val.csv", "test.csv"):
         os.symlink(asc / csv, dest / "arabic_speech_commands" / csv)
@@ -59,10 +63,21 @@ def _subset_corpora(dest: Path, words: int) -> None:
         for f in sorted(spk.iterdir()):
             if int(f.name.split("-")[1]) < words:
                 os.symlink(f, out / f.name)
+    for part in ("train", "test"):
+        spk2utt = [line.split() for line in (so / part / "spk2utt").read_text().splitlines()]
+        keep = {u: s for s, *utts in spk2utt[:so_speakers] for u in utts[:so_utts]}
+        (dest / "speechocean762" / part).mkdir(parents=True)
+        for table in ("wav.scp", "utt2spk", "text"):
+            lines = [line for line in (so / part / table).read_text().splitlines() if line.split()[0] in keep]
+            (dest / "speechocean762" / part / table).write_text("\n".join(lines) + "\n")
+        for utt, spk in keep.items():
+            (dest / "speechocean762" / "WAVE" / f"SPEAKER{spk}").mkdir(parents=True, exist_ok=True)
+            os.symlink(so / "WAVE" / f"SPEAKER{spk}" / f"{utt}.opus",
+                       dest / "speechocean762" / "WAVE" / f"SPEAKER{spk}" / f"{utt}.opus")
 
 
 def _tiny(conf: str, out: Path, **changes) -> Path:
-    """A recipe config with small network and few iterations (``section.key`` changes)."""
+    """A recipe config with small network and few iterations (``section__key`` changes)."""
     cfg = yaml.safe_load((RECIPE / "conf" / conf).read_text())
     for dotted, value in changes.items():
         section, key = dotted.split("__")
@@ -72,43 +87,63 @@ def _tiny(conf: str, out: Path, **changes) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent: the shared real corpora are needed")
+@pytest.mark.skipif(not all((SHARED / c).is_dir() for c in CORPORA),
+                    reason=f"the shared real corpora under {SHARED} are needed")
 def test_reduced_run_end_to_end(tmp_path):
-    _subset_corpora(tmp_path / "corpora", words=2)
+    _subset_corpora(tmp_path / "corpora", words=1, so_speakers=6, so_utts=6)
     small = dict(model__extractor_opts={"frame_dims": [32, 32, 32, 32, 64], "emb_dim": 16},
-                 train__num_iters=20, train__checkpoint_every=20, optim__warmup_iters=0, optim__lr_halve_at=[],
-                 data__batch_size=16, data__num_workers=0)
-    base = _tiny("train_baseline.yaml", tmp_path / "b.yaml", **small)
-    drop = _tiny("train_dropclass.yaml", tmp_path / "d.yaml", dropclass__its_per_drop=5, **small)
-    adapt = _tiny("dropadapt.yaml", tmp_path / "a.yaml", adapt__its_per_drop=5, adapt__num_drop=4,
-                  adapt__min_remaining=16, data__batch_size=16, data__num_workers=0, train__checkpoint_every=5)
+                 train__num_iters=12, train__checkpoint_every=12, optim__warmup_iters=0, optim__lr_halve_at=[],
+                 data__batch_size=16, data__num_workers=0, data__min_frames=40, data__max_frames=60)
+    train = _tiny("train.yaml", tmp_path / "t.yaml", **small)
+    drop = _tiny("train_dropclass.yaml", tmp_path / "d.yaml", dropclass__num_drop=8, dropclass__its_per_drop=4, **small)
+    adapt = _tiny("dropadapt.yaml", tmp_path / "a.yaml", adapt__its_per_drop=4, adapt__num_drop=8,
+                  adapt__min_remaining=16, data__batch_size=16, data__num_workers=0, train__checkpoint_every=4)
     work = tmp_path / "work"
-    proc = _run("--data-root", tmp_path / "corpora", "--work-dir", work, "--seeds", 1, "--lda-dim", 8,
-                "--baseline-conf", base, "--dropclass-conf", drop, "--dropadapt-conf", adapt)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["--data-root", tmp_path / "corpora", "--work-dir", work, "--seeds", 1, "--lda-dim", 8,
+            "--speeds", "1.1", "--min-utts-per-spk", 3, "--asnorm-top-n", 10,
+            "--train-conf", train, "--dropclass-conf", drop, "--dropadapt-conf", adapt]
+    proc = _run(*args)
+    assert proc.returncode == 0, proc.stderr[-4000:]
 
-    # Trials stay within a corpus; every test set is scored by every system with both back-ends.
-    for c in ("asc", "dsp"):
+    # Trials stay within a corpus; speechocean762's design: first two utterances enrol.
+    for c in ("asc", "dsp", "so"):
         for line in (work / "data" / f"{c}_test_no_sil" / "trials").read_text().splitlines():
             enrol, test, _ = line.split()
             assert enrol.startswith(f"{c}-") and test.startswith(f"{c}-")
-    train_spks = (work / "data" / "train_real" / "spk2utt").read_text().split("\n")
-    assert {s.split("-")[0] for s in train_spks if s} == {"asc", "dsp"}
-    results = json.loads((work / "exp" / "real" / "RESULTS.json").read_text())
-    text = json.dumps(results)
-    for needle in ("asc_test", "dsp_test", "baseline", "dropclass", "dropadapt", "mfcc_floor", "plda", "cosine"):
-        assert needle in text, needle
-    for c in ("asc", "dsp"):
-        assert (work / "exp" / "real" / "dropadapt_models" / f"{c}_seed1" / "final.pt").is_file()
-    # The front end is recorded beside each model, for steps/score_corpus.py.
-    front = yaml.safe_load((work / "exp" / "real" / "baseline" / "seed1" / "frontend.yaml").read_text())
-    assert front["feats"]["num_ceps"] == 30 and front["cmn_window"] == 300
-    assert front["vad"] == yaml.safe_load((RECIPE / "conf" / "vad.yaml").read_text())
+    # The pools: all three corpora, each loco pool without its corpus; speed copies are new speakers.
+    spks = lambda pool: {line.split()[0] for line in (work / "data" / f"train_{pool}" / "spk2utt").read_text().splitlines()}
+    assert {s.split("-")[0] for s in spks("all")} == {"asc", "dsp", "so", "sp1.1"}
+    for c in ("asc", "dsp", "so"):
+        assert not any(s.startswith(f"{c}-") or s.startswith(f"sp1.1-{c}-") for s in spks(f"no_{c}"))
+    # Every table has its systems, the floor, every back-end.
+    pooled = json.dumps(json.loads((work / "exp" / "real" / "RESULTS.json").read_text()))
+    for needle in ("asc_test", "dsp_test", "so_test", "baseline", "dropclass", "dropadapt",
+                   "cosine_dm", "cosine_dm_asnorm", "plda_dm"):
+        assert needle in pooled, needle
+    loco = json.loads((work / "exp" / "real_loco" / "RESULTS.json").read_text())
+    assert sorted(loco["sets"]) == ["asc_test", "dsp_test", "so_test"]
+    assert {r["system"] for t in loco["sets"].values() for r in t["rows"]} == {"baseline", "mfcc_floor"}
+    dev = json.loads((work / "exp" / "real_loco_dev" / "RESULTS.json").read_text())
+    assert sorted(dev["sets"]) == ["asc_dev", "dsp_dev", "so_dev"]
+    # exp/real/best: the pooled baseline's package, scored by the back-end chosen on development data.
+    best = work / "exp" / "real" / "best"
+    assert best.is_symlink() and (best / "final.pt").is_file() and (best / "plda" / "plda.npz").is_file()
+    front = yaml.safe_load((best / "frontend.yaml").read_text())
+    assert front["feats"]["feat_type"] == "fbank" and front["cmn_window"] == 300
+    scoring = yaml.safe_load((best / "scoring.yaml").read_text())
+    means = {}
+    for b in dev["sets"]["asc_dev"]["backends"]:
+        means[b] = sum(next(r for r in t["rows"] if r["system"] == "baseline")["backends"][b]["eer"]["mean"]
+                       for t in dev["sets"].values()) / 3
+    assert scoring["backend"] == min(means, key=lambda b: (means[b], b))
+    # Every DropAdapt output is a package too.
+    for c in ("asc", "dsp", "so"):
+        assert (work / "exp" / "real" / "dropadapt_models" / f"{c}_seed1" / "frontend.yaml").is_file()
 
-    # A second run finds every model, embedding and score done: nothing is recomputed.
-    outputs = [p for p in (work / "exp").rglob("*") if p.suffix in (".pt", ".ark", ".npz") or p.name == "metrics.json"]
+    # A second run of the packaging, scoring and tables finds everything done: nothing is recomputed
+    # (the earlier stages' re-runs are tested on the synthetic recipe, tests/test_recipe_freshness.py).
+    outputs = [p for p in work.rglob("*") if p.suffix in (".pt", ".ark", ".npz", ".yaml") or p.name == "metrics.json"]
     mtimes = {p: p.stat().st_mtime_ns for p in outputs}
-    proc = _run("--data-root", tmp_path / "corpora", "--work-dir", work, "--seeds", 1, "--lda-dim", 8,
-                "--baseline-conf", base, "--dropclass-conf", drop, "--dropadapt-conf", adapt, "--stop-stage", 4)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _run(*args, "--stage", 5)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes

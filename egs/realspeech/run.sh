@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Real-speech benchmark: baseline vs DropClass vs DropAdapt on the two shared corpora
-# (Arabic Speech Commands, DSPSpeech-20; 1-2 s isolated words), see README.md.
+# Real-speech recipe: speaker embeddings that must carry to corpora they have never heard.
+# Three real corpora (Arabic Speech Commands: 1 s Arabic keywords; DSPSpeech-20: ~2 s Mandarin and
+# English words; speechocean762: 2-10 s read English sentences of Mandarin speakers, children and
+# adults), see README.md. Two protocols:
+#   pooled  train on the training speakers of all three (24 + 26 + 125 = 175), test on each test set;
+#   loco    leave one corpus out: for each corpus, train without any of its speakers and test on its
+#           test set; the figure a user with a new corpus gets. Each held-out corpus's training half
+#           serves as development data (the system and back-end are chosen there, never on test trials).
 #
-#   bash egs/realspeech/run.sh                          # everything, 3 seeds, real speakers only
-#   bash egs/realspeech/run.sh --with-synthetic true    # the same, training pooled with the synthetic corpus
-#   bash egs/realspeech/run.sh --stage 4 --stop-stage 5
+#   bash egs/realspeech/run.sh --seeds 1                 # everything, one seed per system
+#   bash egs/realspeech/run.sh --stage 4 --stop-stage 6
 #
-# Every stage skips work that is already done; remove data/ or exp/<tag>/<system> to redo it.
+# Every stage redoes only what its inputs or settings changed (see the project README).
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")"
@@ -15,56 +20,67 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100
-data_root=$DROPCLASS_ROOT/../shared/data   # holds arabic_speech_commands/ and dspspeech20/
-work_dir=.                # where data/, mfcc/, exp/ (and corpus/) go; relative to this recipe's folder
-with_synthetic=false      # pool the synthetic corpus's training speakers with the real ones
-seeds=3                   # training seeds per system; the table reports mean ± std
-nj=2                      # parallel jobs for features and VAD
-feat_conf=$DROPCLASS_ROOT/conf/mfcc.yaml
-vad_conf=conf/vad.yaml    # tuned for 1-2 s words (see README.md)
-corpus_conf=$DROPCLASS_ROOT/conf/synthetic_corpus.yaml
-baseline_conf=conf/train_baseline.yaml
+data_root=$DROPCLASS_ROOT/../shared/data  # holds arabic_speech_commands/, dspspeech20/, speechocean762/
+work_dir=.                 # where data/, feats/, exp/ go; relative to this recipe's folder
+seeds=1                    # training seeds per system; tables report mean ± std over seeds
+nj=2                       # parallel jobs for features, VAD, CMN
+feat_conf=conf/fbank.yaml  # the extractors' features: 80 log-mel filterbanks
+floor_feat_conf=$DROPCLASS_ROOT/conf/mfcc.yaml  # the MFCC statistics floor's features
+vad_conf=conf/vad.yaml
+augment_conf=conf/augment.yaml
+speeds="0.9 1.1"           # speed-perturbed copies, each a new set of speakers ("" = none)
+train_conf=conf/train.yaml           # the extractor every protocol trains
 dropclass_conf=conf/train_dropclass.yaml
 dropadapt_conf=conf/dropadapt.yaml
-min_frames=30             # voiced frames an utterance needs to be kept (Kaldi's voxceleb: 400)
-min_utts_per_spk=8        # training speakers with fewer utterances are dropped
-lda_dim=64                # LDA dimension before PLDA (at most #training speakers - 1)
-cmn_window=300            # sliding CMN window, frames (longer than any utterance here: per-utterance CMN)
-extract_min_frames=25     # shorter test inputs are padded cyclically to this many frames before embedding
+systems="baseline dropclass dropadapt"  # pooled systems; loco trains the baseline configuration
+min_frames=30              # voiced frames an utterance needs to be used for training
+min_utts_per_spk=8         # training speakers with fewer utterances are dropped
+lda_dim=128                # LDA dimension before PLDA (capped at training speakers - 1)
+cmn_window=300             # sliding CMN window, frames
+backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm
+asnorm_top_n=100
+train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
 help_message="Usage: bash egs/realspeech/run.sh [options]
-Baseline, DropClass and DropAdapt on real short-utterance speech (Arabic Speech Commands and
-DSPSpeech-20 from --data-root); held-out speakers of each corpus form its test set, trials are
-scored within a corpus only. Exits 0 with a message when the corpora are not there.
+Pooled and leave-one-corpus-out training and evaluation on three real corpora (Arabic Speech
+Commands, DSPSpeech-20, speechocean762 from --data-root); trials are scored within a corpus only.
+Exits 0 with a message when the corpora are not there.
 Stages:
-  0  prepare both corpora (speaker-disjoint train/test, trials), ids prefixed asc-/dsp-
-     (and the synthetic corpus, prefixed syn-, with --with-synthetic true)
-  1  MFCC, energy VAD, sliding CMN + silence removal, filtering; the MFCC mean+std cosine floor
-  2  pool the training speakers; train baseline and DropClass extractors (--seeds K each)
-  3  DropAdapt each baseline towards each test set's enrolment utterances (no labels)
-  4  embeddings, LDA+PLDA on the pooled training speakers, cosine and PLDA scores per test set
-  5  exp/<tag>/RESULTS.md (and .json): mean ± std over seeds per corpus, back-end and system
+  0  prepare the corpora: train/test halves, test trials, development trials on the train halves
+  1  fbank, energy VAD, sliding CMN + silence removal of every set; the MFCC statistics floor
+  2  training augmentation: speed perturbation (--speeds, new speakers), simulated reverberation,
+     noise and babble from the training audio itself (--augment-conf); their features
+  3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines
+  4  DropAdapt of the pooled baseline towards each test set's enrolment utterances (no labels)
+  5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores
+  6  RESULTS.md (pooled, loco test, loco development) and exp/real/best: the pooled model of the
+     configuration and back-end with the lowest mean loco development EER
 Options (default):
   --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)  --seeds K ($seeds)
   --data-root DIR ($data_root)  --work-dir DIR ($work_dir)
-  --with-synthetic true|false ($with_synthetic)
-  --feat-conf FILE ($feat_conf)  --vad-conf FILE ($vad_conf)  --corpus-conf FILE ($corpus_conf)
-  --baseline-conf FILE ($baseline_conf)  --dropclass-conf FILE ($dropclass_conf)
-  --dropadapt-conf FILE ($dropadapt_conf)
+  --feat-conf FILE ($feat_conf)  --floor-feat-conf FILE ($floor_feat_conf)  --vad-conf FILE ($vad_conf)
+  --augment-conf FILE ($augment_conf)  --speeds \"F ...\" ($speeds)
+  --train-conf FILE ($train_conf)  --dropclass-conf FILE ($dropclass_conf)  --dropadapt-conf FILE ($dropadapt_conf)
+  --systems \"S ...\" ($systems)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
-  --cmn-window N ($cmn_window)  --extract-min-frames N ($extract_min_frames)"
+  --cmn-window N ($cmn_window)  --train-jobs N ($train_jobs)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 case $data_root in /*) ;; *) data_root=$caller_dir/$data_root ;; esac
+for s in $systems; do
+  case $s in baseline|dropclass|dropadapt) ;; *) echo "$0: unknown system '$s' in --systems" >&2; exit 1 ;; esac
+done
 data=$work_dir/data
-mfcc=$work_dir/mfcc
+feats=$work_dir/feats
+exp=$work_dir/exp
 
-# frontend.yaml beside a model (the features, VAD and CMN it was trained with), read by
-# steps/score_corpus.py to score a new corpus with the same front end.
-write_frontend() { utils/write_frontend.sh $data/asc_train/feats_config.yaml "$vad_conf" $cmn_window "$1"; }
-
-corpora="asc dsp"
-declare -A corpus_dir=([asc]=arabic_speech_commands [dsp]=dspspeech20)
-declare -A prep_script=([asc]=local/prepare_arabic_speech_commands.py [dsp]=local/prepare_dspspeech20.py)
+corpora="asc dsp so"
+declare -A corpus_dir=([asc]=arabic_speech_commands [dsp]=dspspeech20 [so]=speechocean762)
+declare -A prep_script=([asc]=local/prepare_arabic_speech_commands.py [dsp]=local/prepare_dspspeech20.py
+                        [so]=local/prepare_speechocean762.py)
+# Development trials on each training half, drawn as the corpus's own test trials are.
+declare -A dev_trials=([asc]="--enrol-per-speaker 10 --targets-per-enrol 50 --nontargets-per-enrol 100"
+                       [dsp]="--enrol-per-speaker 10 --targets-per-enrol 40 --nontargets-per-enrol 80"
+                       [so]="")   # prepare_speechocean762.py writes them
 
 missing=()
 for c in $corpora; do
@@ -72,109 +88,161 @@ for c in $corpora; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "$0: skipping the real-speech recipe: corpus folder(s) not found: ${missing[*]}" \
-       "(set --data-root to the folder holding arabic_speech_commands/ and dspspeech20/; see ../shared/data/README.md)"
+       "(set --data-root to the folder holding ${corpus_dir[*]})"
   exit 0
 fi
-
-if $with_synthetic; then tag=real_synth; train_sets="asc dsp syn"; else tag=real; train_sets="asc dsp"; fi
-exp=$work_dir/exp/$tag
-train=$data/train_$tag
-mkdir -p "$exp"
 seed_list=$(seq 1 "$seeds")
+# Independent jobs (trainings, adaptations, evaluations) run --train-jobs at a time; a failed one
+# stops the recipe when it is waited for.
+pids=()
+in_background() {
+  "$@" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$train_jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+}
+wait_background() { for pid in "${pids[@]}"; do wait "$pid"; done; pids=(); }
+pools="all no_asc no_dsp no_so"
+pool_corpora() { case $1 in all) echo $corpora ;; no_*) for c in $corpora; do [ "no_$c" = "$1" ] || echo $c; done ;; esac; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  # The held-out speakers: Arabic Speech Commands' authors' 6 test speakers (test.csv), and 8 of
-  # the 34 DSPSpeech-20 speakers drawn with seed 0 (the preparation scripts' defaults).
   for c in $corpora; do
-    if [ ! -f $data/${c}_test/trials ]; then
-      "${prep_script[$c]}" "$data_root/${corpus_dir[$c]}" $data/${c}_orig
-      for part in train test; do
-        utils/copy_data_dir.py --utt-prefix $c- --spk-prefix $c- $data/${c}_orig/$part $data/${c}_$part
-      done
-    fi
+    "${prep_script[$c]}" "$data_root/${corpus_dir[$c]}" $data/${c}_orig
+    utils/copy_data_dir.py --utt-prefix $c- --spk-prefix $c- $data/${c}_orig/train $data/${c}_train
+    utils/copy_data_dir.py --utt-prefix $c- --spk-prefix $c- $data/${c}_orig/test $data/${c}_test
+    # shellcheck disable=SC2086
+    [ -z "${dev_trials[$c]}" ] || utils/make_trials.py ${dev_trials[$c]} $data/${c}_train
   done
-  if $with_synthetic && [ ! -f $data/syn_train/spk2utt ]; then
-    local/make_synthetic_corpus.py --config "$corpus_conf" --nj "$nj" $work_dir/corpus/synthetic $data/syn_orig
-    utils/copy_data_dir.py --utt-prefix syn- --spk-prefix syn- $data/syn_orig/train $data/syn_train
-  fi
 fi
 
+# features, VAD, CMN + silence removal: DIR -> DIR_no_sil
+front_end() {
+  steps/make_features.py --nj "$nj" --config "$feat_conf" $data/$1 $feats/$1
+  steps/compute_vad.py --nj "$nj" --config "$vad_conf" $data/$1 $feats/$1
+  steps/prepare_feats_for_egs.py --nj "$nj" --cmn-window "$cmn_window" $data/$1 $data/${1}_no_sil $feats/$1
+}
+
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  sets=""
-  for c in $train_sets; do sets="$sets ${c}_train"; done
-  for c in $corpora; do sets="$sets ${c}_test"; done
-  for s in $sets; do
-    [ -f $data/${s}_no_sil/feats.scp ] && continue
-    steps/make_features.py --nj "$nj" --config "$feat_conf" $data/$s $mfcc/$s
-    steps/compute_vad.py --nj "$nj" --config "$vad_conf" $data/$s $mfcc/$s
-    steps/prepare_feats_for_egs.py --nj "$nj" --cmn-window "$cmn_window" $data/$s $data/${s}_no_sil $mfcc/$s
-  done
   for c in $corpora; do
-    [ -f $exp/mfcc_floor/scores_${c}_test/metrics.json ] || \
-      steps/score_mfcc_floor.py $data/${c}_test $exp/mfcc_floor/scores_${c}_test
+    for part in train test; do front_end ${c}_$part; done
+    # The floor: per-utterance MFCC mean+std, cosine after the set's mean, no VAD.
+    for part in train test; do
+      set_name=${c}_test; [ $part = test ] || set_name=${c}_dev
+      utils/copy_data_dir.py $data/${c}_$part $data/${c}_${part}_mfcc
+      steps/make_features.py --nj "$nj" --config "$floor_feat_conf" $data/${c}_${part}_mfcc $feats/${c}_${part}_mfcc
+      outs="$exp/real $exp/real_loco"; [ $part = test ] || outs=$exp/real_loco_dev
+      for out in $outs; do
+        steps/score_mfcc_floor.py --use-vad false --set-name $set_name $data/${c}_${part}_mfcc $out/mfcc_floor/scores_$set_name
+      done
+    done
   done
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  if [ ! -f $train/spk2utt ]; then
-    srcs=""
-    for c in $train_sets; do srcs="$srcs $data/${c}_train_no_sil"; done
-    # shellcheck disable=SC2086
-    utils/combine_data.py ${train}_all $srcs
-    utils/filter_data_dir.py --min-frames "$min_frames" --min-utts-per-spk "$min_utts_per_spk" ${train}_all $train
-  fi
-  for seed in $seed_list; do
-    for system in baseline dropclass; do
-      conf=$baseline_conf; [ $system = baseline ] || conf=$dropclass_conf
-      [ -f $exp/$system/seed$seed/final.pt ] || \
-        steps/train_xvector.py --config "$conf" --seed "$seed" --dir $exp/$system/seed$seed $train
-      write_frontend $exp/$system/seed$seed
+  for c in $corpora; do
+    parts=$data/${c}_train_no_sil
+    for f in $speeds; do
+      utils/perturb_data_dir_speed.py $f $data/${c}_train $data/${c}_train_sp$f
+      front_end ${c}_train_sp$f
+      parts="$parts $data/${c}_train_sp${f}_no_sil"
     done
+    # about one augmented copy per clean utterance, of a random kind (as Kaldi's v2 recipe keeps 1M of 4M)
+    steps/augment_data_dir.py --config "$augment_conf" --set num_aug_utts=$(wc -l < $data/${c}_train/utt2spk) \
+      $data/${c}_train $data/${c}_train_aug
+    steps/make_features.py --nj "$nj" --config "$feat_conf" $data/${c}_train_aug $feats/${c}_train_aug
+    steps/prepare_feats_for_egs.py --nj "$nj" --cmn-window "$cmn_window" $data/${c}_train_aug $data/${c}_train_aug_no_sil $feats/${c}_train_aug
+    # shellcheck disable=SC2086
+    utils/combine_data.py $data/${c}_train_augmented_no_sil $parts $data/${c}_train_aug_no_sil
   done
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  # DropAdapt is unsupervised adaptation to one evaluation set: one adapted model per test corpus,
-  # kept outside exp/$tag/dropadapt/ so that only its scores form the DropAdapt row.
+  for pool in $pools; do
+    aug="" clean=""
+    for c in $(pool_corpora $pool); do aug="$aug $data/${c}_train_augmented_no_sil"; clean="$clean $data/${c}_train_no_sil"; done
+    # shellcheck disable=SC2086
+    utils/combine_data.py $data/train_${pool}_unfiltered $aug
+    utils/filter_data_dir.py --min-frames "$min_frames" --min-utts-per-spk "$min_utts_per_spk" \
+      $data/train_${pool}_unfiltered $data/train_$pool
+    # the clean training speakers: what PLDA and the AS-norm cohort are trained on
+    # shellcheck disable=SC2086
+    utils/combine_data.py $data/train_${pool}_clean_unfiltered $clean
+    utils/filter_data_dir.py --min-frames "$min_frames" --min-utts-per-spk "$min_utts_per_spk" \
+      $data/train_${pool}_clean_unfiltered $data/train_${pool}_clean
+  done
+  train() {  # NAME CONF DATA EXP_DIR
+    in_background $cuda_cmd $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" $3 $4
+  }
+  for seed in $seed_list; do
+    for system in $systems; do
+      case $system in
+        baseline) train baseline_seed$seed "$train_conf" $data/train_all $exp/real/baseline/seed$seed ;;
+        dropclass) train dropclass_seed$seed "$dropclass_conf" $data/train_all $exp/real/dropclass/seed$seed ;;
+      esac
+    done
+    for c in $corpora; do
+      train no_${c}_seed$seed "$train_conf" $data/train_no_$c $exp/real_loco/models/no_$c/seed$seed
+    done
+  done
+  wait_background
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [[ " $systems " == *" dropadapt "* ]]; then
+  # one adapted model per test corpus, kept apart so that only its scores form the DropAdapt row
   for seed in $seed_list; do
     for c in $corpora; do
-      dir=$exp/dropadapt_models/${c}_seed$seed
-      [ -f $dir/final.pt ] || steps/dropadapt.py --config "$dropadapt_conf" --set adapt.seed="$seed" \
-        $exp/baseline/seed$seed/final.pt $train $data/${c}_test_no_sil $dir
-      write_frontend $dir
+      in_background $cuda_cmd $exp/log/dropadapt_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
+        --set adapt.seed="$seed" $exp/real/baseline/seed$seed/final.pt $data/train_all $data/${c}_test_no_sil \
+        $exp/real/dropadapt_models/${c}_seed$seed
     done
   done
+  wait_background
 fi
 
-# The model that scores test corpus $2 for system $1 and seed $3 (DropAdapt is adapted per corpus).
-model_dir() { case $1 in dropadapt) echo $exp/dropadapt_models/$2_seed$3 ;; *) echo $exp/$1/seed$3 ;; esac; }
+package() {  # MODEL_DIR POOL
+  steps/make_model_package.py --frontend-data $data/asc_train --vad-conf "$vad_conf" --cmn-window "$cmn_window" \
+    --lda-dim "$lda_dim" --asnorm-top-n "$asnorm_top_n" $1 $data/train_${2}_clean
+}
+evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR
+  steps/evaluate_model.py --backends "$backends" --asnorm-top-n "$asnorm_top_n" --set-name $3 \
+    --emb-dir $1/xvectors_$3 $1 $data/$2 $4
+}
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  for seed in $seed_list; do
-    for system in baseline dropclass dropadapt; do
-      for c in $corpora; do
-        mdir=$(model_dir $system $c $seed)
-        out=$exp/$system/seed$seed
-        # Training-speaker embeddings and the PLDA are per model: made once, shared by both corpora.
-        if [ ! -f $mdir/plda/plda.npz ]; then
-          steps/extract_embeddings.py --min-frames "$extract_min_frames" $mdir/final.pt $train $mdir/xvectors_train
-          steps/train_plda.py --lda-dim "$lda_dim" $mdir/xvectors_train/xvector.scp $train/utt2spk $mdir/plda
-        fi
-        scp=$mdir/xvectors_${c}_test/xvector.scp
-        [ -f $scp ] || steps/extract_embeddings.py --min-frames "$extract_min_frames" $mdir/final.pt \
-          $data/${c}_test_no_sil $mdir/xvectors_${c}_test
-        [ -f $out/scores_${c}_test_cosine/metrics.json ] || steps/score_trials.py --backend cosine \
-          --set-name ${c}_test --mean-scp $mdir/xvectors_train/xvector.scp \
-          $data/${c}_test_no_sil/trials $scp $scp $out/scores_${c}_test_cosine
-        [ -f $out/scores_${c}_test_plda/metrics.json ] || steps/score_trials.py --backend plda \
-          --plda-dir $mdir/plda --set-name ${c}_test \
-          $data/${c}_test_no_sil/trials $scp $scp $out/scores_${c}_test_plda
-      done
-    done
-  done
-fi
+evaluate_loco() {  # CORPUS SEED: the model trained without CORPUS, on its test and development trials
+  local mdir=$exp/real_loco/models/no_$1/seed$2
+  package $mdir no_$1
+  evaluate $mdir ${1}_test_no_sil ${1}_test $exp/real_loco/baseline/seed$2
+  evaluate $mdir ${1}_train_no_sil ${1}_dev $exp/real_loco_dev/baseline/seed$2
+}
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  steps/make_results_table.py --baseline baseline --order baseline,dropclass,dropadapt $exp
-  cat $exp/RESULTS.md
+  for seed in $seed_list; do
+    for system in $systems; do
+      for c in $corpora; do
+        if [ $system = dropadapt ]; then mdir=$exp/real/dropadapt_models/${c}_seed$seed; else mdir=$exp/real/$system/seed$seed; fi
+        # a pooled model serves all three test sets: its package is made once, by the first
+        if [ $system = dropadapt ] || [ $c = asc ]; then package $mdir all; fi
+        in_background evaluate $mdir ${c}_test_no_sil ${c}_test $exp/real/$system/seed$seed
+      done
+      wait_background
+    done
+    for c in $corpora; do
+      in_background evaluate_loco $c $seed
+    done
+    wait_background
+  done
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  for table in real real_loco real_loco_dev; do
+    steps/make_results_table.py --baseline baseline --order baseline,dropclass,dropadapt \
+      --columns eer,min_dcf_0.01 $exp/$table
+  done
+  # the back-end with the lowest mean development EER over the held-out corpora; the pooled
+  # baseline is the model a user gets, scored with it by default
+  best_backend=$(steps/choose_backend.py --system baseline $exp/real_loco_dev/RESULTS.json)
+  steps/make_model_package.py --scoring-backend "$best_backend" --asnorm-top-n "$asnorm_top_n" \
+    --lda-dim "$lda_dim" $exp/real/baseline/seed1 $data/train_all_clean
+  ln -sfn baseline/seed1 $exp/real/best
+  echo "best: $exp/real/best -> baseline/seed1, back-end $best_backend (chosen on loco development trials)"
+  cat $exp/real/RESULTS.md $exp/real_loco/RESULTS.md
 fi
