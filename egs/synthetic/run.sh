@@ -68,12 +68,13 @@ adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropada
 
 # The evaluation chain every recipe shares: complete the model dir into a model package
 # (frontend.yaml, training embeddings, LDA+PLDA, cohort with the training mean), then score the
-# test trials with cosine (after the training mean) and PLDA.
+# test trials with cosine after the training mean, cosine after the test set's own mean (as the
+# MFCC floor does) and PLDA.
 evaluate() {
   local dir=$1
   steps/make_model_package.py --frontend-data $data/train --vad-conf $vad_conf --cmn-window $cmn_window \
     --lda-dim $lda_dim "$dir" $data/train_no_sil
-  steps/evaluate_model.py --backends cosine,plda --set-name test --emb-dir "$dir/xvectors_test" \
+  steps/evaluate_model.py --backends cosine,cosine_dm,plda --set-name test --emb-dir "$dir/xvectors_test" \
     "$dir" $data/test_no_sil "$dir"
 }
 
@@ -132,6 +133,6 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "== stage 5: results"
   order="baseline,dropclass"
   for variant in $dropadapt_variants; do order="$order,$(adapted_name $variant)"; done
-  steps/make_results_table.py --baseline baseline --order $order $exp
+  steps/make_results_table.py --baseline baseline --order $order --columns eer,min_dcf_0.01,min_dcf_0.001,delta_eer $exp
   cat $exp/RESULTS.md
 fi
