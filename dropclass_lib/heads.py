@@ -7,9 +7,13 @@ Every head holds one weight row per training class and implements
   margin applied at each sample's target, and the labels re-indexed into the active subset
   (``active[labels_in_active] == labels``). Rows outside ``active`` take no part in the
   softmax and receive zero gradient: this is DropClass's reduced classification problem.
-* ``posteriors(emb, active=None)``: softmax over the active classes *without* margin (what
-  DropAdapt averages over the enrolment utterances).
-* ``reset_parameters()``: fresh random weights (DropClass's ``reset_head_each_drop``).
+* ``posteriors(emb, active=None, scaled=True)``: softmax over the active classes *without*
+  margin (what DropAdapt averages over the enrolment utterances); ``scaled=False`` takes the
+  softmax of :meth:`Head.unscaled_logits` instead (raw ``cos θ`` for cosine heads: the authors'
+  DropAdapt ranking, ``adapt.p_avg_logits: cosine``).
+* ``reset_parameters()``: fresh random weights (DropClass's ``reset_head_each_drop``);
+  ``reset_final_layer()``: fresh class rows (weight and bias) only, hidden layers and buffers kept
+  (``dropclass.reset_head_layers: final``).
 
     head = build_head("aamsoftmax", emb_dim=512, num_classes=5994, s=30.0, m=0.2)
     logits, y = head(emb, labels, active)
@@ -18,6 +22,11 @@ Every head holds one weight row per training class and implements
 Cosine heads compute cos θ in float32 with cos clamped to [-1 + 1e-7, 1 - 1e-7], so angles at
 exactly 0 or π still give finite gradients. Note that an optimiser with momentum or weight
 decay still moves rows that got a zero gradient.
+
+Options that give the heads of the authors' public code (the ``paper`` presets; docs/METHOD.md):
+``softmax`` ``bias: false``; ``xvector`` ``hidden_block: linear_leakyrelu_bn``; ``l2softmax``
+``normalize_weight: true, s: 1``; ``aamsoftmax`` ``threshold: false, m: 0.5``; ``sphereface``
+``form: scaled_cos, m: 1.35``.
 """
 
 from __future__ import annotations
@@ -72,6 +81,10 @@ class Head(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_classes, weight_dim or emb_dim))
 
     def reset_parameters(self) -> None:
+        self.reset_final_layer()
+
+    def reset_final_layer(self) -> None:
+        """Fresh class rows (and bias, where there is one); nothing else changes."""
         nn.init.xavier_uniform_(self.weight)
 
     def logits(self, emb: torch.Tensor, active: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor:
@@ -81,20 +94,28 @@ class Head(nn.Module):
         labels = reindex_labels(labels, active, self.num_classes)
         return self.logits(emb.float(), active, labels), labels
 
-    def posteriors(self, emb: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.softmax(self.logits(emb.float(), active, None), dim=-1)
+    def unscaled_logits(self, emb: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+        """The logits without margin and without the head's scale: ``cos θ`` for cosine heads;
+        heads with no scale (softmax, xvector, l2softmax without weight normalisation) give their
+        ordinary no-margin logits."""
+        return self.logits(emb, active, None)
+
+    def posteriors(self, emb: torch.Tensor, active: torch.Tensor | None = None, scaled: bool = True) -> torch.Tensor:
+        emb = emb.float()
+        logits = self.logits(emb, active, None) if scaled else self.unscaled_logits(emb, active)
+        return torch.softmax(logits, dim=-1)
 
 
 @register_head("softmax")
 class SoftmaxHead(Head):
-    """Affine layer + softmax."""
+    """Affine layer + softmax; ``bias: false`` gives the authors' plain softmax (no bias)."""
 
     def __init__(self, emb_dim: int, num_classes: int, bias: bool = True):
         super().__init__(emb_dim, num_classes)
         self.bias = nn.Parameter(torch.empty(num_classes)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
+    def reset_final_layer(self) -> None:
         bound = 1 / math.sqrt(self.emb_dim)
         nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
@@ -107,13 +128,24 @@ class SoftmaxHead(Head):
 
 @register_head("xvector")
 class XVectorHead(Head):
-    """The rest of Kaldi's x-vector network after the embedding affine: ReLU -> BN ->
-    affine ``hidden_dim`` -> ReLU -> BN -> affine + softmax over the classes."""
+    """A hidden layer, then affine + softmax over the classes.
 
-    def __init__(self, emb_dim: int, num_classes: int, hidden_dim: int = 512):
+    ``hidden_block``: ``kaldi`` (the rest of Kaldi's x-vector network after the embedding
+    affine: ReLU -> BN -> affine ``hidden_dim`` -> ReLU -> BN) or ``linear_leakyrelu_bn`` (the
+    authors' code: affine ``hidden_dim`` -> LeakyReLU -> BN).
+    """
+
+    HIDDEN_BLOCKS = ("kaldi", "linear_leakyrelu_bn")
+
+    def __init__(self, emb_dim: int, num_classes: int, hidden_dim: int = 512, hidden_block: str = "kaldi"):
         super().__init__(emb_dim, num_classes, weight_dim=hidden_dim)
-        self.hidden = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(emb_dim), nn.Linear(emb_dim, hidden_dim),
-                                    nn.ReLU(), nn.BatchNorm1d(hidden_dim))
+        if hidden_block == "kaldi":
+            self.hidden = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(emb_dim), nn.Linear(emb_dim, hidden_dim),
+                                        nn.ReLU(), nn.BatchNorm1d(hidden_dim))
+        elif hidden_block == "linear_leakyrelu_bn":
+            self.hidden = nn.Sequential(nn.Linear(emb_dim, hidden_dim), nn.LeakyReLU(), nn.BatchNorm1d(hidden_dim))
+        else:
+            raise ValueError(f"hidden_block must be one of {self.HIDDEN_BLOCKS}, got {hidden_block!r}")
         self.bias = nn.Parameter(torch.empty(num_classes))
         self.reset_parameters()
 
@@ -121,6 +153,9 @@ class XVectorHead(Head):
         for module in self.hidden:
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+        self.reset_final_layer()
+
+    def reset_final_layer(self) -> None:
         bound = 1 / math.sqrt(self.weight.shape[1])
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.zeros_(self.bias)
@@ -136,24 +171,40 @@ class CosineHead(Head):
         cos = F.linear(F.normalize(emb, dim=-1), F.normalize(_rows(self.weight, active), dim=-1))
         return cos.clamp(-1 + COS_EPS, 1 - COS_EPS)
 
+    def unscaled_logits(self, emb, active):
+        return self.cosine(emb, active)
+
 
 @register_head("l2softmax")
-class L2SoftmaxHead(Head):
+class L2SoftmaxHead(CosineHead):
     """L2-constrained softmax (Ranjan et al. 2017): the embedding is length-normalised and scaled
-    by ``s`` before an ordinary affine + softmax."""
+    by ``s`` before an ordinary affine + softmax.
 
-    def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0):
+    ``normalize_weight: true`` normalises the weight rows too and drops the bias: a cosine
+    softmax ``s cos θ`` with no margin, which is what the authors' code calls l2softmax (with
+    ``s: 1``).
+    """
+
+    def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0, normalize_weight: bool = False):
         super().__init__(emb_dim, num_classes)
-        self.s = s
-        self.bias = nn.Parameter(torch.empty(num_classes))
+        self.s, self.normalize_weight = s, normalize_weight
+        self.bias = None if normalize_weight else nn.Parameter(torch.empty(num_classes))
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        nn.init.zeros_(self.bias)
+    def reset_final_layer(self) -> None:
+        super().reset_final_layer()
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
     def logits(self, emb, active, labels):
+        if self.normalize_weight:
+            return self.s * self.cosine(emb, active)
         return F.linear(self.s * F.normalize(emb, dim=-1), _rows(self.weight, active), _rows(self.bias, active))
+
+    def unscaled_logits(self, emb, active):
+        if self.normalize_weight:
+            return self.cosine(emb, active)
+        return F.linear(F.normalize(emb, dim=-1), _rows(self.weight, active), _rows(self.bias, active))
 
 
 @register_head("amsoftmax")
@@ -180,13 +231,19 @@ class AAMSoftmaxHead(CosineHead):
     on the clamped cosine (finite gradient at θ = 0 and π). Where θ + m would pass π the
     target logit would stop decreasing in θ; there ArcFace's threshold trick uses
     ``cos θ - m sin m`` instead (or, with ``easy_margin``, no margin at all where cos θ <= 0).
+    ``threshold: false`` keeps ``cos(θ + m)`` everywhere, as the authors' code (no threshold,
+    no easy margin); it contradicts ``easy_margin: true``.
     """
 
-    def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0, m: float = 0.2, easy_margin: bool = False):
+    def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0, m: float = 0.2, easy_margin: bool = False,
+                 threshold: bool = True):
         super().__init__(emb_dim, num_classes)
         if not 0 <= m < math.pi / 2:
             raise ValueError(f"margin m must be in [0, pi/2), got {m}")
-        self.s, self.m, self.easy_margin = s, m, easy_margin
+        if easy_margin and not threshold:
+            raise ValueError("aamsoftmax: easy_margin: true and threshold: false contradict "
+                             "(easy_margin is a threshold rule; threshold: false means plain cos(θ + m))")
+        self.s, self.m, self.easy_margin, self.threshold_rule = s, m, easy_margin, threshold
         self.cos_m, self.sin_m = math.cos(m), math.sin(m)
         self.threshold = math.cos(math.pi - m)
         self.fallback = math.sin(math.pi - m) * m
@@ -199,7 +256,7 @@ class AAMSoftmaxHead(CosineHead):
             phi = cos * self.cos_m - sin * self.sin_m
             if self.easy_margin:
                 phi = torch.where(cos > 0, phi, cos)
-            else:
+            elif self.threshold_rule:
                 phi = torch.where(cos > self.threshold, phi, cos - self.fallback)
             cos = torch.where(_target_mask(cos, labels), phi, cos)
         return self.s * cos
@@ -214,14 +271,26 @@ class SphereFaceHead(CosineHead):
     gradient). As in the paper the margin is annealed in:
     ``ψ' = (λ cos θ + ψ) / (1 + λ)``, ``λ = max(lambda_min, lambda_base (1 + gamma·step)^-power)``,
     the step counter being a buffer (saved with the head) advanced by every training forward.
+
+    ``form``: ``a_softmax`` (the above) or ``scaled_cos``: target logit ``s cos(m θ)``, others
+    ``s cos θ``, with any real ``m > 0``, θ from arccos, no annealing: what the authors' code
+    calls sphereface (``m: 1.35``).
     """
 
-    def __init__(self, emb_dim: int, num_classes: int, m: int = 4, lambda_base: float = 1000.0,
-                 lambda_min: float = 5.0, gamma: float = 0.12, power: float = 1.0):
+    FORMS = ("a_softmax", "scaled_cos")
+
+    def __init__(self, emb_dim: int, num_classes: int, m: float = 4, lambda_base: float = 1000.0,
+                 lambda_min: float = 5.0, gamma: float = 0.12, power: float = 1.0, form: str = "a_softmax",
+                 s: float = 30.0):
         super().__init__(emb_dim, num_classes)
-        if int(m) != m or m < 1:
+        if form not in self.FORMS:
+            raise ValueError(f"form must be one of {self.FORMS}, got {form!r}")
+        if form == "a_softmax" and (int(m) != m or m < 1):
             raise ValueError(f"margin m must be a positive integer, got {m}")
-        self.m = int(m)
+        if form == "scaled_cos" and not m > 0:
+            raise ValueError(f"margin m must be > 0, got {m}")
+        self.form, self.s = form, s
+        self.m = int(m) if form == "a_softmax" else float(m)
         self.lambda_base, self.lambda_min, self.gamma, self.power = lambda_base, lambda_min, gamma, power
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.reset_parameters()
@@ -231,6 +300,10 @@ class SphereFaceHead(CosineHead):
 
     def logits(self, emb, active, labels):
         cos = self.cosine(emb, active)
+        if self.form == "scaled_cos":
+            if labels is not None:
+                cos = torch.where(_target_mask(cos, labels), torch.cos(self.m * torch.acos(cos)), cos)
+            return self.s * cos
         norm = emb.norm(dim=-1, keepdim=True)
         if labels is None:
             return norm * cos
