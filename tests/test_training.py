@@ -204,7 +204,7 @@ def test_recipe_configs_load_and_differ_only_in_dropclass():
 
 
 @pytest.mark.parametrize("variant", [
-    {"dropclass": {"drop_per_batch": True}, "data": {"sampler": "random"}},
+    {"dropclass": {"drop_per_batch": True, "reset_head_each_drop": False}, "data": {"sampler": "random"}},
     {"model": {"extractor": "ftdnn", "head": "xvector", "head_opts": {"hidden_dim": 8},
                "extractor_opts": {"first_dim": 8, "layer_dims": [8, 8], "bottleneck_dim": 4, "strides": [1, 2],
                                   "final_dim": 16, "emb_dim": 8, "orth_every": 1}},

@@ -12,6 +12,8 @@ from typing import Any
 SAMPLERS = ("balanced", "random")
 SHORT_UTTS = ("shorten", "repeat")
 OPTIMIZERS = ("sgd", "adam")
+RESET_HEAD_LAYERS = ("all", "final")
+RESET_HEAD_OPTIMIZER = ("clear", "keep")
 
 
 @dataclass
@@ -53,7 +55,12 @@ class DropClassConfig:
     num_drop: int = 0                # classes dropped per period; 0 = the baseline
     its_per_drop: int = 1000         # iterations between fresh random drops
     drop_per_batch: bool = False     # softmax only over the classes in each batch (ignores num_drop/its_per_drop)
-    reset_head_each_drop: bool = False  # re-initialise the head (and its optimiser state) at every new drop
+    reset_head_each_drop: bool = False  # re-initialise the head at every new drop (needs periodic drops:
+                                        # an error with drop_per_batch, which has no drops to reset at)
+    reset_head_layers: str = "all"   # what a reset re-initialises: all (hidden layers too) or final (the class
+                                     # rows and bias only, as the authors' code)
+    reset_head_optimizer: str = "clear"  # the head's optimiser state (momentum) at a reset: clear or keep
+                                         # (the authors' code keeps it)
 
 
 @dataclass
@@ -89,6 +96,13 @@ class TrainConfig:
              "optim.lr must be > 0; weight_decay, grad_clip, warmup_iters >= 0"),
             (len(o.betas) == 2, "optim.betas must have two values"),
             (dc.num_drop >= 0 and dc.its_per_drop >= 1, "dropclass.num_drop must be >= 0, its_per_drop >= 1"),
+            (not (dc.reset_head_each_drop and dc.drop_per_batch),
+             "dropclass.reset_head_each_drop and dropclass.drop_per_batch contradict: drop_per_batch has no "
+             "drops to reset the head at (it would silently do nothing)"),
+            (dc.reset_head_layers in RESET_HEAD_LAYERS,
+             f"dropclass.reset_head_layers must be one of {RESET_HEAD_LAYERS}, got {dc.reset_head_layers!r}"),
+            (dc.reset_head_optimizer in RESET_HEAD_OPTIMIZER,
+             f"dropclass.reset_head_optimizer must be one of {RESET_HEAD_OPTIMIZER}, got {dc.reset_head_optimizer!r}"),
             (t.num_iters >= 1 and t.checkpoint_every >= 1 and t.log_every >= 1 and t.keep_checkpoints >= 1,
              "train.num_iters, checkpoint_every, log_every, keep_checkpoints must be >= 1"),
             (t.device in ("auto", "cpu", "cuda"), f"train.device must be auto, cpu or cuda, got {t.device!r}"),

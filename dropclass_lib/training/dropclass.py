@@ -11,6 +11,10 @@ row. DropAdapt builds other states between its rounds:
 * ``combine`` into an "other" row: give the head one more row ``o`` (``num_rows = C + 1``,
   ``row_names`` ending with its name), ``label_map[c] = o`` for the merged classes,
   ``row_mask[c] = False`` for their old rows, ``row_mask[o] = True``.
+* ``combine`` into a kept class ``k`` (the authors' code): ``merged_into[c] = k``,
+  ``data_mask[c] = False``, ``row_mask[label_map[c]] = False``. The trainer then reads the
+  training data through :meth:`ClassState.sampling_index`, in which ``c``'s utterances belong to
+  ``k``: ``k`` and the classes merged into it are one sampling unit and one label.
 
 :class:`DropSchedule` adds the periodic part: period ``k = iteration // its_per_drop`` drops
 ``num_drop`` classes drawn from the sampleable ones with a generator seeded by ``(seed, k)``,
@@ -25,6 +29,7 @@ that every rank computes its softmax over the same rows.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -33,6 +38,7 @@ import torch
 
 from dropclass_lib.atomic import atomic_open
 from dropclass_lib.training.config import DropClassConfig
+from dropclass_lib.training.data import FeatIndex
 
 DROP_STREAM = 0xD30C1A55  # separates the drop generator from the sampler's
 
@@ -44,6 +50,12 @@ class ClassState:
     label_map: np.ndarray            # int64 (num_classes,), head row per data class
     row_mask: np.ndarray             # bool (num_rows,)
     row_names: list[str] = field(default_factory=list)  # names of the head rows (saved as final.pt classes)
+    merged_into: np.ndarray | None = None  # int64 (num_classes,): the data class whose utterances each class's
+                                           # join (itself if not merged); None = no class merged
+
+    @property
+    def merges(self) -> bool:
+        return self.merged_into is not None and bool((self.merged_into != np.arange(self.num_classes)).any())
 
     @property
     def num_rows(self) -> int:
@@ -63,10 +75,31 @@ class ClassState:
             raise ValueError("label_map points outside the head rows")
         if not self.data_mask.any():
             raise ValueError("no class left to sample")
+        if self.merged_into is not None:
+            m = self.merged_into
+            if m.shape != (self.num_classes,) or m.min() < 0 or m.max() >= self.num_classes:
+                raise ValueError("merged_into needs one data class per data class")
+            merged = m != np.arange(self.num_classes)
+            if self.data_mask[merged].any() or not self.data_mask[m[merged]].all():
+                raise ValueError("a merged class must join a sampleable class and not be sampled itself")
 
     def state_dict(self) -> dict:
-        return {"data_mask": self.data_mask.tolist(), "label_map": self.label_map.tolist(),
-                "row_mask": self.row_mask.tolist(), "row_names": list(self.row_names)}
+        state = {"data_mask": self.data_mask.tolist(), "label_map": self.label_map.tolist(),
+                 "row_mask": self.row_mask.tolist(), "row_names": list(self.row_names)}
+        if self.merged_into is not None:
+            state["merged_into"] = self.merged_into.tolist()
+        return state
+
+    def sampling_index(self, index: FeatIndex) -> FeatIndex:
+        """``index`` with each merged class's utterances relabelled to the class it joined (the
+        same index when nothing is merged): what batches and labels are drawn from."""
+        if not self.merges:
+            return index
+        labels = self.merged_into[index.labels].astype(np.int32)
+        order = np.argsort(labels, kind="stable").astype(np.int32)
+        start = np.zeros(len(index.classes) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(labels, minlength=len(index.classes)), out=start[1:])
+        return dataclasses.replace(index, labels=labels, class_order=order, class_start=start)
 
     def same_as(self, state: dict) -> bool:
         return self.state_dict() == state

@@ -15,6 +15,12 @@ with one more row for ``combine``); the data classes are the speakers of ``data_
 (``FeatIndex.classes``, LC_ALL=C order), which must match ``class_state.num_classes``.
 ``final.pt`` records ``class_state.row_names`` as its classes.
 
+One SGD run over several calls (DropAdapt's ``adapt.optimizer: continuous``): ``save_optimizer``
+writes the optimiser's final state (momentum buffers) to ``optimizer.pt`` beside ``final.pt``;
+the next call passes it as ``optimizer_state`` (used when the run does not resume from a
+checkpoint of its own) and ``lr_offset``, the iterations done before it, so that warm-up and
+``lr_halve_at`` follow one absolute schedule.
+
 Written into the experiment dir (rank 0 only under DDP): ``config.yaml`` (resolved config),
 ``drop_schedule.tsv``, ``train.log``, ``tensorboard/``, ``checkpoint_<iter>.pt`` (every
 ``train.checkpoint_every`` iterations, the newest ``keep_checkpoints`` kept) and ``final.pt``.
@@ -29,6 +35,7 @@ one with the same settings continues with ``resume=True``. A non-finite loss sto
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -45,6 +52,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dropclass_lib import provenance
+from dropclass_lib.atomic import atomic_path
 from dropclass_lib.config import save_config, to_dict
 from dropclass_lib.errors import UserError
 from dropclass_lib.heads import build_head
@@ -137,15 +145,32 @@ class Net(nn.Module):
         return self.head(emb.float(), labels, active)
 
 
-def lr_factor(cfg: TrainConfig):
-    """Multiplier of the base learning rate at each iteration: linear warm-up, then halvings."""
+def lr_factor(cfg: TrainConfig, offset: int = 0):
+    """Multiplier of the base learning rate at each iteration: linear warm-up, then halvings;
+    the schedule's clock is ``offset + iteration``."""
     warmup, halve_at = cfg.optim.warmup_iters, sorted(cfg.optim.lr_halve_at)
 
     def factor(iteration: int) -> float:
+        iteration += offset
         w = min(1.0, (iteration + 1) / warmup) if warmup else 1.0
         return w * 0.5 ** sum(iteration >= h for h in halve_at)
 
     return factor
+
+
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load another run's optimiser state, refusing one whose parameters have other shapes."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = state.get("state", {})
+    for i, p in enumerate(params):
+        for name, value in saved.get(i, {}).items():
+            if torch.is_tensor(value) and value.ndim and value.shape != p.shape:
+                raise UserError(f"the optimiser state to continue from has {name} of shape {tuple(value.shape)} "
+                                f"for a parameter of shape {tuple(p.shape)}: it belongs to another model")
+    optimizer.load_state_dict(copy.deepcopy(state))  # torch keeps the given tensors and updates them in place
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -175,15 +200,19 @@ def seed_everything(seed: int) -> None:
 
 def train(cfg: TrainConfig, data_dir, exp_dir, *, resume: bool = False, stop_at: int | None = None,
           init_model: TrainedModel | None = None, class_state: ClassState | None = None,
-          overwrite: bool = False, made_from: dict | None = None, inputs: tuple = ()) -> TrainResult:
+          overwrite: bool = False, made_from: dict | None = None, inputs: tuple = (),
+          optimizer_state: dict | None = None, lr_offset: int = 0, save_optimizer: bool = False) -> TrainResult:
     """Train into ``exp_dir``; see the module docstring. ``made_from`` (settings) and ``inputs``
     (files) are what the run depends on besides the configuration and the data, e.g. the model
-    ``init_model`` was loaded from and the classes ``class_state`` removed (DropAdapt)."""
+    ``init_model`` was loaded from and the classes ``class_state`` removed (DropAdapt);
+    ``optimizer_state``, ``lr_offset`` and ``save_optimizer`` continue one optimiser run over
+    several calls (module docstring)."""
     exp_dir = Path(exp_dir)
     final = exp_dir / "final.pt"
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 writes the record
     settings = {"config": provenance_settings(cfg), **(made_from or {})}
-    st = provenance.open_stage(exp_dir, settings, [*provenance.data_inputs(data_dir), *inputs], outputs=("final.pt",),
+    outputs = ("final.pt", OPTIMIZER_FILE) if save_optimizer else ("final.pt",)
+    st = provenance.open_stage(exp_dir, settings, [*provenance.data_inputs(data_dir), *inputs], outputs=outputs,
                                strict=True, overwrite=overwrite, what=f"training {exp_dir}", write=writer,
                                partial=("checkpoint_*.pt",))
     if st.fresh:
@@ -194,7 +223,8 @@ def train(cfg: TrainConfig, data_dir, exp_dir, *, resume: bool = False, stop_at:
         final.unlink(missing_ok=True)
     env = distributed.setup(cfg.train.device)
     try:
-        result = _Run(cfg, Path(data_dir), exp_dir, env, init_model, class_state).run(resume, stop_at)
+        run = _Run(cfg, Path(data_dir), exp_dir, env, init_model, class_state, optimizer_state, lr_offset)
+        result = run.run(resume, stop_at, save_optimizer)
     finally:
         distributed.cleanup(env)
     if result.final is not None:
@@ -204,7 +234,8 @@ def train(cfg: TrainConfig, data_dir, exp_dir, *, resume: bool = False, stop_at:
 
 class _Run:
     def __init__(self, cfg: TrainConfig, data_dir: Path, exp_dir: Path, env: distributed.DistEnv,
-                 init_model: TrainedModel | None, class_state: ClassState | None):
+                 init_model: TrainedModel | None, class_state: ClassState | None,
+                 optimizer_state: dict | None = None, lr_offset: int = 0):
         self.cfg, self.exp_dir, self.env = cfg, exp_dir, env
         self.index = FeatIndex.from_data_dir(data_dir, cfg.data.min_utt_frames)
         self.state = class_state or ClassState.full(self.index.classes)
@@ -212,6 +243,7 @@ class _Run:
             raise UserError(f"class state has {self.state.num_classes} data classes, {data_dir} has {len(self.index.classes)}")
         try:
             self.state.validate()
+            self.index = self.state.sampling_index(self.index)
             self.schedule = DropSchedule(cfg.dropclass, self.state, cfg.train.seed)
             self.sampler = BatchSampler(self.index, self.schedule, cfg.data.sampler, cfg.data.batch_size,
                                         cfg.data.min_frames, cfg.data.max_frames, cfg.train.seed,
@@ -232,7 +264,9 @@ class _Run:
         amp = env.device.type == "cuda" and cfg.train.amp
         self.net = Net(self.extractor, self.head, torch.bfloat16 if amp else None).to(env.device)
         self.optimizer = make_optimizer(cfg, self.net.parameters())
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(cfg))
+        if optimizer_state is not None:  # before the scheduler, which then sets the learning rate
+            load_optimizer_state(self.optimizer, optimizer_state)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(cfg, lr_offset))
         self.label_map = torch.from_numpy(self.state.label_map)
         self.last_checkpoint: tuple[int, Path] | None = None
         self.sampler_state: dict | None = None  # the sampler's state after the last trained iteration
@@ -284,7 +318,7 @@ class _Run:
                                 "then rerun (with --resume to continue from that checkpoint)")
 
     # ------------------------------------------------------------------- loop
-    def run(self, resume: bool, stop_at: int | None) -> TrainResult:
+    def run(self, resume: bool, stop_at: int | None, save_optimizer: bool = False) -> TrainResult:
         cfg, env = self.cfg, self.env
         if not resume and list_checkpoints(self.exp_dir):
             raise UserError(f"{self.exp_dir} holds checkpoints of an unfinished training: "
@@ -312,6 +346,9 @@ class _Run:
                 return TrainResult(None, stats)
             final = self.exp_dir / "final.pt"
             if env.is_main:
+                if save_optimizer:
+                    with atomic_path(self.exp_dir / OPTIMIZER_FILE) as tmp:
+                        torch.save(self.optimizer.state_dict(), tmp)
                 save_model(final, self.extractor, self.head, self.state.row_names, to_dict(cfg))
                 log.info(f"wrote {final}; {stats.frames_per_s:.0f} frames/s, "
                          f"data wait {100 * stats.wait_fraction:.1f}% of the time (max {stats.max_wait_s:.3f} s)")
@@ -404,10 +441,16 @@ class _Run:
             bar.close()
 
     def reset_head(self) -> None:
-        """DropClass ``reset_head_each_drop``: fresh head weights and no optimiser memory of the old ones."""
-        self.head.reset_parameters()
-        for p in self.head.parameters():
-            self.optimizer.state.pop(p, None)
+        """DropClass ``reset_head_each_drop``: fresh head weights (all layers, or the class rows
+        only) and, unless ``reset_head_optimizer: keep``, no optimiser memory of the old ones."""
+        dc = self.cfg.dropclass
+        if dc.reset_head_layers == "final":
+            self.head.reset_final_layer()
+        else:
+            self.head.reset_parameters()
+        if dc.reset_head_optimizer == "clear":
+            for p in self.head.parameters():
+                self.optimizer.state.pop(p, None)
 
     def log_progress(self, done, loss, acc, stats, bar, writer, elapsed) -> None:
         if not self.env.is_main:
