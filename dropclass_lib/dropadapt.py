@@ -16,9 +16,24 @@ Variants (``adapt.variant``):
 * ``random``: as standard, but the classes to remove are drawn at random (the control);
 * ``uniform_agg``: as standard, but ``p_avg`` is averaged over an enrolment subset balanced per
   enrolment speaker (the same number of utterances of each; speaker ids from ``utt2spk``);
-* ``only_data``: removed classes lose their data but keep their rows in the softmax;
-* ``combine``: removed classes are merged into one extra "other" row (created at the first
-  round, initialised with the mean of the merged rows); their data is trained towards it.
+* ``only_data``: removed classes lose their data but keep their rows in the softmax; with
+  ``adapt.only_data_ranking: cumulative`` (default) the removals add up over the rounds, with
+  ``each_round`` (the authors' code) every round ranks all classes again and only its own
+  ``num_drop`` classes are without data;
+* ``combine``: removed classes are merged: with ``adapt.combine_into: other_class`` (default)
+  into one extra "other" row (created at the first round, initialised with the mean of the
+  merged rows), their data trained towards it, each merged speaker still a sampling unit of its
+  own; with ``least_probable_kept`` (the authors' code) into the kept class of lowest p_avg,
+  chosen once per round, whose sampling unit and label their utterances join.
+
+How p_avg is computed: ``adapt.p_avg_logits`` ``scaled`` (default; the head's no-margin logits,
+e.g. ``s cos θ``) or ``cosine`` (raw ``cos θ``, the authors' code); ``adapt.p_avg_inputs``
+``utterances`` (default; whole utterances) or ``crops`` (one random crop of
+``adapt.p_avg_crop_frames`` frames per utterance, zero-padded when shorter, fresh each round: the
+authors' code). ``adapt.optimizer``: ``per_round`` (default; a new optimiser and learning-rate
+schedule per round) or ``continuous`` (one SGD run: momentum buffers and the absolute schedule
+carry over from round to round, through each round's ``optimizer.pt``). docs/METHOD.md gives the
+reasons for the defaults and what each choice measured.
 
 Per round ``r`` the experiment directory holds ``round<r>/p_avg.tsv`` (class, p_avg, whether it
 was removed this round, sorted by p_avg), ``round<r>/remaining.txt`` (the training classes that
@@ -58,13 +73,19 @@ from dropclass_lib.model_io import TrainedModel, load_model
 from dropclass_lib.training.config import DataConfig, DropClassConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from dropclass_lib.training.data import FeatIndex
 from dropclass_lib.training.dropclass import ClassState
-from dropclass_lib.training.trainer import OPERATIONAL_KEYS, train
+from dropclass_lib.training.trainer import OPERATIONAL_KEYS, OPTIMIZER_FILE, train
 from dropclass_lib.vector_io import iter_scp
 
 log = logging.getLogger("dropclass.dropadapt")
 
 VARIANTS = ("standard", "combine", "uniform_agg", "random", "only_data")
+P_AVG_LOGITS = ("scaled", "cosine")
+P_AVG_INPUTS = ("utterances", "crops")
+ADAPT_OPTIMIZERS = ("per_round", "continuous")
+COMBINE_INTO = ("other_class", "least_probable_kept")
+ONLY_DATA_RANKINGS = ("cumulative", "each_round")
 OTHER_CLASS = "<other>"
+CROP_STREAM = 0xC209  # separates the p_avg crops' generator from the others
 
 
 @dataclass
@@ -77,7 +98,13 @@ class AdaptOptions:
     utts_per_enrol_spk: int = 0      # uniform_agg: enrolment utterances per speaker (0: the smallest speaker's count)
     train_utts_for_plot: int = 1000  # training utterances whose p_avg is plotted beside the enrolment one
     chunk_frames: int = 10000        # full-utterance embedding: chunk length of long utterances
-    seed: int = 0                    # random variant, uniform_agg subset, fine-tuning seeds
+    seed: int = 0                    # random variant, uniform_agg subset, p_avg crops, fine-tuning seeds
+    p_avg_logits: str = "scaled"     # scaled: softmax of the head's no-margin logits (s cos θ); cosine: of raw cos θ
+    p_avg_inputs: str = "utterances"  # utterances: whole; crops: one random crop each, zero-padded when shorter
+    p_avg_crop_frames: int = 0       # crops: crop length in frames (0: data.max_frames)
+    optimizer: str = "per_round"     # per_round: a new optimiser and LR schedule per round; continuous: one SGD run
+    combine_into: str = "other_class"  # combine: other_class (an extra "<other>" row) or least_probable_kept
+    only_data_ranking: str = "cumulative"  # only_data: cumulative removals, or each_round (all classes re-ranked)
 
 
 @dataclass
@@ -93,8 +120,14 @@ class DropAdaptConfig:
             raise ValueError(f"adapt.variant must be one of {VARIANTS}, got {a.variant!r}")
         if a.num_rounds < 1 or a.num_drop < 1 or a.its_per_drop < 1 or a.min_remaining < 1:
             raise ValueError("adapt.num_rounds, num_drop, its_per_drop and min_remaining must be >= 1")
-        if a.utts_per_enrol_spk < 0 or a.train_utts_for_plot < 0 or a.chunk_frames < 1:
-            raise ValueError("adapt.utts_per_enrol_spk and train_utts_for_plot must be >= 0, chunk_frames >= 1")
+        if a.utts_per_enrol_spk < 0 or a.train_utts_for_plot < 0 or a.chunk_frames < 1 or a.p_avg_crop_frames < 0:
+            raise ValueError("adapt.utts_per_enrol_spk, train_utts_for_plot and p_avg_crop_frames must be >= 0, "
+                             "chunk_frames >= 1")
+        for key, allowed in (("p_avg_logits", P_AVG_LOGITS), ("p_avg_inputs", P_AVG_INPUTS),
+                             ("optimizer", ADAPT_OPTIMIZERS), ("combine_into", COMBINE_INTO),
+                             ("only_data_ranking", ONLY_DATA_RANKINGS)):
+            if getattr(a, key) not in allowed:
+                raise ValueError(f"adapt.{key} must be one of {allowed}, got {getattr(a, key)!r}")
         TrainConfig(data=self.data, optim=self.optim, train=self.train).validate()
 
 
@@ -109,8 +142,9 @@ def round_train_config(cfg: DropAdaptConfig, model_cfg: dict, rnd: int) -> Train
 
 
 def posteriors_mean(model: TrainedModel, feats, rows: torch.Tensor, chunk_frames: int,
-                    device: torch.device) -> np.ndarray:
-    """Average no-margin softmax over ``rows`` of the utterances in ``feats`` ((utt, matrix) pairs)."""
+                    device: torch.device, scaled: bool = True) -> np.ndarray:
+    """Average no-margin softmax over ``rows`` of the utterances in ``feats`` ((utt, matrix) pairs);
+    ``scaled=False``: of the unscaled logits (raw ``cos θ`` for cosine heads)."""
     total, count = torch.zeros(len(rows), dtype=torch.float64), 0
     head = model.head.to(device).eval()
     embs = [e for _, e in embed_utterances(model.extractor, feats, chunk_frames=chunk_frames, device=device)]
@@ -119,9 +153,22 @@ def posteriors_mean(model: TrainedModel, feats, rows: torch.Tensor, chunk_frames
     with torch.inference_mode():
         for b in range(0, len(embs), 256):
             e = torch.from_numpy(np.stack(embs[b:b + 256])).to(device)
-            total += head.posteriors(e, rows.to(device)).double().sum(0).cpu()
+            total += head.posteriors(e, rows.to(device), scaled=scaled).double().sum(0).cpu()
             count += e.shape[0]
     return (total / count).numpy()
+
+
+def random_crops(feats, frames: int, rng: np.random.Generator):
+    """One random crop of ``frames`` frames of each ``(utt, matrix)``; a shorter matrix is
+    zero-padded at its end (the authors' fixed-length p_avg inputs)."""
+    for utt, mat in feats:
+        if len(mat) >= frames:
+            start = int(rng.integers(0, len(mat) - frames + 1))
+            yield utt, mat[start:start + frames]
+        else:
+            padded = np.zeros((frames, mat.shape[1]), dtype=mat.dtype)
+            padded[:len(mat)] = mat
+            yield utt, padded
 
 
 def balanced_subset(utts: list[str], utt2spk: dict[str, str], per_spk: int, seed: int) -> list[str]:
@@ -147,12 +194,32 @@ def choose_removals(p_avg: np.ndarray, candidates: np.ndarray, num_drop: int, va
     return np.sort(candidates[order[:num_drop]])
 
 
-def remove_classes(state: ClassState, removed: np.ndarray, variant: str) -> ClassState:
-    """The class state after removing data classes ``removed`` (see the module docstring)."""
-    data_mask = state.data_mask.copy()
+def least_probable_kept(p_avg: np.ndarray, candidates: np.ndarray, removed: np.ndarray) -> int:
+    """The candidate not in ``removed`` with the lowest ``p_avg`` (ties by class id): where
+    ``combine_into: least_probable_kept`` merges the removed classes."""
+    kept = candidates[~np.isin(candidates, removed)]
+    return int(kept[np.lexsort((kept, p_avg[kept]))[0]])
+
+
+def remove_classes(state: ClassState, removed: np.ndarray, variant: str, into: int | None = None,
+                   cumulative: bool = True) -> ClassState:
+    """The class state after removing data classes ``removed`` (see the module docstring).
+
+    ``into``: the data class that ``combine`` merges them into (``combine_into:
+    least_probable_kept``); ``None`` merges them into the "other" row. ``cumulative=False``
+    (``only_data_ranking: each_round``): only ``removed`` is without data afterwards.
+    """
+    data_mask = state.data_mask.copy() if cumulative or variant != "only_data" else np.ones(state.num_classes, bool)
     data_mask[removed] = False
     row_mask, label_map, names = state.row_mask.copy(), state.label_map.copy(), list(state.row_names)
-    if variant == "combine":
+    merged_into = state.merged_into
+    if variant == "combine" and into is not None:
+        merged_into = np.arange(state.num_classes) if merged_into is None else merged_into.copy()
+        follow = np.isin(merged_into, removed)  # the removed classes and those merged into them before
+        row_mask[label_map[removed]] = False
+        merged_into[follow] = into
+        label_map[follow] = label_map[into]
+    elif variant == "combine":
         if names[-1] != OTHER_CLASS:
             names.append(OTHER_CLASS)
             row_mask = np.append(row_mask, True)
@@ -161,7 +228,7 @@ def remove_classes(state: ClassState, removed: np.ndarray, variant: str) -> Clas
         data_mask[removed] = True          # their data stays, labelled "other"
     elif variant != "only_data":
         row_mask[label_map[removed]] = False
-    return ClassState(state.num_classes, data_mask, label_map, row_mask, names)
+    return ClassState(state.num_classes, data_mask, label_map, row_mask, names, merged_into)
 
 
 def grow_head(model: TrainedModel, merged_rows: np.ndarray) -> None:
@@ -187,6 +254,8 @@ def class_state_digest(state: ClassState) -> str:
     for array in (state.data_mask, state.label_map, state.row_mask):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update("\n".join(state.row_names).encode("utf-8"))
+    if state.merged_into is not None:
+        digest.update(np.ascontiguousarray(state.merged_into, dtype=np.int64).tobytes())
     return digest.hexdigest()
 
 
@@ -229,10 +298,18 @@ class DropAdapt:
         for _, key, mat, _ in iter_scp(self.train_dir / "feats.scp", keys):
             yield key, mat
 
-    def p_avg(self, state: ClassState, utts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def mean_posteriors(self, feats, rows: torch.Tensor, rnd: int) -> np.ndarray:
+        """p_avg over ``feats`` as ``adapt.p_avg_logits`` / ``p_avg_inputs`` say (crops drawn per round)."""
+        a = self.cfg.adapt
+        chunk = a.chunk_frames
+        if a.p_avg_inputs == "crops":
+            chunk = a.p_avg_crop_frames or self.cfg.data.max_frames
+            feats = random_crops(feats, chunk, np.random.default_rng([a.seed, CROP_STREAM, rnd]))
+        return posteriors_mean(self.model, feats, rows, chunk, self.device, scaled=a.p_avg_logits == "scaled")
+
+    def p_avg(self, state: ClassState, utts: list[str], rnd: int = 0) -> tuple[np.ndarray, np.ndarray]:
         rows = torch.from_numpy(np.flatnonzero(state.row_mask))
-        p = posteriors_mean(self.model, self.enrol_feats(utts), rows, self.cfg.adapt.chunk_frames, self.device)
-        return rows.numpy(), p
+        return rows.numpy(), self.mean_posteriors(self.enrol_feats(utts), rows, rnd)
 
     def settings(self) -> dict:
         """What the directory is recorded with: the configuration less how-to-run keys."""
@@ -268,31 +345,42 @@ class DropAdapt:
         last = self.model_path
         for rnd in range(a.num_rounds):
             round_dir = self.exp_dir / f"round{rnd}"
-            candidates = np.flatnonzero(state.data_mask & (state.label_map == np.arange(state.num_classes)))
+            own_row = state.label_map == np.arange(state.num_classes)
+            re_rank = a.variant == "only_data" and a.only_data_ranking == "each_round"
+            candidates = np.flatnonzero(own_row if re_rank else state.data_mask & own_row)
             num_drop = min(a.num_drop, len(candidates) - a.min_remaining)
             if num_drop <= 0:
                 log.info(f"round {rnd}: only {len(candidates)} classes left (min_remaining {a.min_remaining}); stopping")
                 break
-            rows, p = self.p_avg(state, utts)
+            rows, p = self.p_avg(state, utts, rnd)
             p_by_class = np.full(state.num_classes, np.inf)
             own = rows < state.num_classes
             p_by_class[rows[own]] = p[own]
             removed = choose_removals(p_by_class, candidates, num_drop, a.variant, rng)
             if rnd == 0:
                 self.plot_mismatch(state, rows, p)
-            if a.variant == "combine":
-                merged = state.label_map[removed]
-                if state.row_names[-1] != OTHER_CLASS:
-                    grow_head(self.model, merged)
+            into = None
+            if a.variant == "combine" and a.combine_into == "least_probable_kept":
+                into = least_probable_kept(p_by_class, candidates, removed)
+            elif a.variant == "combine" and state.row_names[-1] != OTHER_CLASS:
+                grow_head(self.model, state.label_map[removed])
             start_digest = class_state_digest(state)
-            state = remove_classes(state, removed, a.variant)
+            state = remove_classes(state, removed, a.variant, into, cumulative=not re_rank)
             self.write_round(round_dir, state, rows, p, removed)
             log.info(f"round {rnd}: removed {len(removed)} classes "
                      f"(p_avg {p_by_class[removed].max():.3g} and below); {self.num_with_data(state)} remain")
+            made_from = {"dropadapt_round": rnd, "variant": a.variant, "starts_from": start_digest,
+                         "class_state": class_state_digest(state)}
+            inputs, continuous = [last], {}
+            if a.optimizer == "continuous":  # one SGD run: the previous round's optimiser state and clock
+                state_file = self.exp_dir / f"round{rnd - 1}" / OPTIMIZER_FILE if rnd else None
+                continuous = {"optimizer_state": torch.load(state_file, weights_only=True) if state_file else None,
+                              "lr_offset": rnd * a.its_per_drop, "save_optimizer": True}
+                made_from["optimizer"] = "continuous"
+                inputs += [state_file] if state_file else []
             result = train(round_train_config(cfg, self.model.config, rnd), self.train_dir, round_dir,
                            init_model=self.model, class_state=state, resume=True, overwrite=self.overwrite,
-                           made_from={"dropadapt_round": rnd, "variant": a.variant, "starts_from": start_digest,
-                                      "class_state": class_state_digest(state)}, inputs=(last,))
+                           made_from=made_from, inputs=tuple(inputs), **continuous)
             last = result.final
             self.model = load_model(last, self.device)
         if last == self.model_path:
@@ -325,7 +413,6 @@ class DropAdapt:
 
         curves = {"enrolment data": p_enrol}
         if self.cfg.adapt.train_utts_for_plot:
-            t = posteriors_mean(self.model, self.train_feats(self.cfg.adapt.train_utts_for_plot),
-                                torch.from_numpy(rows), self.cfg.adapt.chunk_frames, self.device)
+            t = self.mean_posteriors(self.train_feats(self.cfg.adapt.train_utts_for_plot), torch.from_numpy(rows), 0)
             curves["training data"] = t
         plot_p_avg(curves, self.exp_dir / "p_avg.png")
