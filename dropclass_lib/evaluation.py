@@ -128,6 +128,32 @@ def available_backends(package: ModelPackage, names: Iterable[str]) -> list[str]
     return [n for n in names if None not in backend_needs(package, n)]
 
 
+def choose_backends(package: ModelPackage, requested: str | None) -> tuple[list[str], str | None]:
+    """``(back-ends to score, the package's default)``: those of ``requested`` (comma-separated;
+    default: all) that the package serves, the one its scoring.yaml names first; a requested one
+    it cannot serve is skipped with a warning."""
+    chosen = parse_backends(requested or ",".join(BACKENDS))
+    usable = available_backends(package, chosen)
+    if requested:
+        for name in chosen:
+            if name not in usable:
+                log.warning("%s: skipping back-end %s (the package has no %s)", package.root, name,
+                            "plda/" if name.startswith("plda") else "cohort.npz")
+    if not usable:
+        raise UserError(f"{package.root} serves none of the back-ends {', '.join(chosen)}: "
+                        "complete it with steps/make_model_package.py")
+    default = package.scoring.get("backend")
+    if default is not None and default not in BACKENDS:
+        raise InputFileError(package.root / "scoring.yaml", None,
+                             f"backend {default!r} is not one of {', '.join(BACKENDS)}")
+    if default in usable:
+        usable.remove(default)
+        usable.insert(0, default)
+    elif default is not None:
+        log.warning("%s: the package's default back-end %s is not scored here", package.root, default)
+    return usable, default
+
+
 def _backend(package: ModelPackage, name: str, domain_mean: np.ndarray):
     if name.startswith("plda"):
         plda = PldaBackend.load(package.plda)

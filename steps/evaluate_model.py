@@ -28,8 +28,7 @@ from pathlib import Path
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.errors import UserError
-from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, available_backends, embed_data_dir,
-                                      parse_backends, score_data_dir)
+from dropclass_lib.evaluation import BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir, score_data_dir
 from dropclass_lib.package import open_package
 
 log = logging.getLogger("evaluate_model")
@@ -54,15 +53,7 @@ def main(argv=None) -> int:
     if not trials.is_file():
         raise UserError(f"{trials} does not exist")
     set_name = args.set_name or data.name
-    chosen = parse_backends(args.backends)
-    usable = available_backends(package, chosen)
-    for name in chosen:
-        if name not in usable:
-            log.warning("%s: skipping back-end %s (the package has no %s)", package.root, name,
-                        "plda/" if name.startswith("plda") else "cohort.npz")
-    if not usable:
-        raise UserError(f"{package.root} serves none of the back-ends {', '.join(chosen)}: "
-                        "complete it with steps/make_model_package.py")
+    usable, _ = choose_backends(package, args.backends)
     scp = embed_data_dir(package.model, data, args.emb_dir or out / f"xvectors_{set_name}", device=args.device)
     top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
     for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n).items():

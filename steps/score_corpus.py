@@ -42,8 +42,8 @@ from dropclass_lib.config import from_dict, load_config
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, available_backends, embed_data_dir,
-                                      parse_backends, score_data_dir)
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir,
+                                      score_data_dir)
 from dropclass_lib.features import CONFIG_TYPES, FeatConfig, config_feat_type, make_features
 from dropclass_lib.package import FRONTEND_FILE, ModelPackage, open_package
 from dropclass_lib.parallel import check_scp_safe
@@ -214,30 +214,6 @@ def resolve_frontend(package: ModelPackage, feat_conf: str | None, vad_conf: str
     return feats, vad, cmn_window
 
 
-def choose_backends(package: ModelPackage, requested: str | None) -> tuple[list[str], str | None]:
-    """``(back-ends to score, the package's default)``: those of ``requested`` (default: all) that
-    the package serves, the one its scoring.yaml names first; a requested one it cannot serve is
-    skipped with a warning."""
-    chosen = parse_backends(requested or ",".join(BACKENDS))
-    usable = available_backends(package, chosen)
-    if requested:
-        for name in chosen:
-            if name not in usable:
-                log.warning("%s: skipping back-end %s (the package has no %s)", package.root, name,
-                            "plda/" if name.startswith("plda") else "cohort.npz")
-    if not usable:
-        raise UserError(f"{package.root} serves none of the back-ends {', '.join(chosen)}: "
-                        "complete it with steps/make_model_package.py")
-    default = package.scoring.get("backend")
-    if default is not None and default not in BACKENDS:
-        raise InputFileError(package.root / "scoring.yaml", None,
-                             f"backend {default!r} is not one of {', '.join(BACKENDS)}")
-    if default in usable:
-        usable.remove(default)
-        usable.insert(0, default)
-    elif default is not None:
-        log.warning("%s: the package's default back-end %s is not scored here", package.root, default)
-    return usable, default
 
 
 def write_corpus_data_dir(corpus: Corpus, trials: Trials, data: Path) -> None:

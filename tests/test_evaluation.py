@@ -118,6 +118,10 @@ def test_package_errors_are_one_line(setup, tmp_path):
     (pkg / "cohort.npz").unlink()
     (pkg / "plda" / "plda.npz").unlink()
     with pytest.raises(UserError, match="serves none of the back-ends"):
-        evaluate_step.main([str(pkg), str(test), str(tmp_path / "o")])
+        evaluate_step.main(["--backends", "cosine,plda", str(pkg), str(test), str(tmp_path / "o")])
+    # cosine after the scored set's own mean needs nothing but the model
+    assert evaluate_step.main(["--backends", "cosine,cosine_dm", str(pkg), str(test), str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "scores_test_cosine_dm" / "metrics.json").is_file()
+    assert not (tmp_path / "o" / "scores_test_cosine").exists()
     with pytest.raises(UserError, match="unknown back-end"):
         evaluate_step.main(["--backends", "cosine,lda_magic", str(pkg), str(test), str(tmp_path / "o")])
