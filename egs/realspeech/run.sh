@@ -28,7 +28,7 @@ feat_conf=conf/fbank.yaml  # the extractors' features: 80 log-mel filterbanks
 floor_feat_conf=$DROPCLASS_ROOT/conf/mfcc.yaml  # the MFCC statistics floor's features
 vad_conf=conf/vad.yaml
 augment_conf=conf/augment.yaml
-speeds="0.9 1.1"           # speed-perturbed copies, each a new set of speakers ("" = none)
+speeds=""                  # speed-perturbed copies, each a new set of speakers, e.g. "0.9 1.1" (see README.md)
 train_conf=conf/train.yaml           # the extractor every protocol trains
 dropclass_conf=conf/train_dropclass.yaml
 dropadapt_conf=conf/dropadapt.yaml
