@@ -9,6 +9,9 @@ final.pt (the adapted model), round<r>/p_avg.tsv and round<r>/remaining.txt per 
 A re-run with the same settings, model and data does nothing (an interrupted one resumes); with
 any of them changed it is an error naming the differences, unless --overwrite.
 
+Variants, the options and the `paper` preset (conf/dropadapt_paper.yaml: the authors' p_avg,
+optimiser, combine and only_data semantics) are described in docs/METHOD.md.
+
 Example:
   steps/dropadapt.py --config conf/dropadapt.yaml exp/xvector_baseline/final.pt \\
       data/train_no_sil data/test_no_sil exp/dropadapt_baseline
