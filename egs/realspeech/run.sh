@@ -40,6 +40,8 @@ cmn_window=300             # sliding CMN window, frames
 backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm
 asnorm_top_n=100
 train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
+augment=true               # train on the augmented copies too (false: the clean utterances only)
+tag=real                   # experiment name: exp/TAG (pooled), exp/TAG_loco, exp/TAG_loco_dev
 help_message="Usage: bash egs/realspeech/run.sh [options]
 Pooled and leave-one-corpus-out training and evaluation on three real corpora (Arabic Speech
 Commands, DSPSpeech-20, speechocean762 from --data-root); trials are scored within a corpus only.
@@ -52,7 +54,7 @@ Stages:
   3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines
   4  DropAdapt of the pooled baseline towards each test set's enrolment utterances (no labels)
   5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores
-  6  RESULTS.md (pooled, loco test, loco development) and exp/real/best: the pooled model of the
+  6  RESULTS.md (pooled, loco test, loco development) and exp/TAG/best: the pooled model of the
      configuration and back-end with the lowest mean loco development EER
 Options (default):
   --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)  --seeds K ($seeds)
@@ -62,10 +64,15 @@ Options (default):
   --train-conf FILE ($train_conf)  --dropclass-conf FILE ($dropclass_conf)  --dropadapt-conf FILE ($dropadapt_conf)
   --systems \"S ...\" ($systems)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
-  --cmn-window N ($cmn_window)  --train-jobs N ($train_jobs)"
+  --cmn-window N ($cmn_window)  --train-jobs N ($train_jobs)
+  --augment true|false ($augment)  --tag NAME ($tag)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 case $data_root in /*) ;; *) data_root=$caller_dir/$data_root ;; esac
+case $augment in true|false) ;; *) echo "$0: --augment takes true or false, got '$augment'" >&2; exit 1 ;; esac
+if ! $augment && [ -n "$speeds" ]; then
+  echo "$0: --speeds needs --augment true (the speed copies are part of the augmented training set)" >&2; exit 1
+fi
 for s in $systems; do
   case $s in baseline|dropclass|dropadapt) ;; *) echo "$0: unknown system '$s' in --systems" >&2; exit 1 ;; esac
 done
@@ -92,6 +99,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 0
 fi
 seed_list=$(seq 1 "$seeds")
+# the training data of each pool: with the augmented copies, or the clean utterances only
+train_data() { if $augment; then echo $data/train_$1; else echo $data/train_${1}_clean; fi; }
 # Independent jobs (trainings, adaptations, evaluations) run --train-jobs at a time; a failed one
 # stops the recipe when it is waited for.
 pids=()
@@ -129,7 +138,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
       set_name=${c}_test; [ $part = test ] || set_name=${c}_dev
       utils/copy_data_dir.py $data/${c}_$part $data/${c}_${part}_mfcc
       steps/make_features.py --nj "$nj" --config "$floor_feat_conf" $data/${c}_${part}_mfcc $feats/${c}_${part}_mfcc
-      outs="$exp/real $exp/real_loco"; [ $part = test ] || outs=$exp/real_loco_dev
+      outs="$exp/$tag $exp/${tag}_loco"; [ $part = test ] || outs=$exp/${tag}_loco_dev
       for out in $outs; do
         steps/score_mfcc_floor.py --use-vad false --set-name $set_name $data/${c}_${part}_mfcc $out/mfcc_floor/scores_$set_name
       done
@@ -137,7 +146,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   done
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && $augment; then
   for c in $corpora; do
     parts=$data/${c}_train_no_sil
     for f in $speeds; do
@@ -160,9 +169,11 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     aug="" clean=""
     for c in $(pool_corpora $pool); do aug="$aug $data/${c}_train_augmented_no_sil"; clean="$clean $data/${c}_train_no_sil"; done
     # shellcheck disable=SC2086
-    utils/combine_data.py $data/train_${pool}_unfiltered $aug
-    utils/filter_data_dir.py --min-frames "$min_frames" --min-utts-per-spk "$min_utts_per_spk" \
-      $data/train_${pool}_unfiltered $data/train_$pool
+    if $augment; then
+      utils/combine_data.py $data/train_${pool}_unfiltered $aug
+      utils/filter_data_dir.py --min-frames "$min_frames" --min-utts-per-spk "$min_utts_per_spk" \
+        $data/train_${pool}_unfiltered $data/train_$pool
+    fi
     # the clean training speakers: what PLDA and the AS-norm cohort are trained on
     # shellcheck disable=SC2086
     utils/combine_data.py $data/train_${pool}_clean_unfiltered $clean
@@ -175,12 +186,12 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   for seed in $seed_list; do
     for system in $systems; do
       case $system in
-        baseline) train baseline_seed$seed "$train_conf" $data/train_all $exp/real/baseline/seed$seed ;;
-        dropclass) train dropclass_seed$seed "$dropclass_conf" $data/train_all $exp/real/dropclass/seed$seed ;;
+        baseline) train ${tag}_baseline_seed$seed "$train_conf" $(train_data all) $exp/$tag/baseline/seed$seed ;;
+        dropclass) train ${tag}_dropclass_seed$seed "$dropclass_conf" $(train_data all) $exp/$tag/dropclass/seed$seed ;;
       esac
     done
     for c in $corpora; do
-      train no_${c}_seed$seed "$train_conf" $data/train_no_$c $exp/real_loco/models/no_$c/seed$seed
+      train ${tag}_no_${c}_seed$seed "$train_conf" $(train_data no_$c) $exp/${tag}_loco/models/no_$c/seed$seed
     done
   done
   wait_background
@@ -190,9 +201,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [[ " $systems " == *" dropad
   # one adapted model per test corpus, kept apart so that only its scores form the DropAdapt row
   for seed in $seed_list; do
     for c in $corpora; do
-      in_background $cuda_cmd $exp/log/dropadapt_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
-        --set adapt.seed="$seed" $exp/real/baseline/seed$seed/final.pt $data/train_all $data/${c}_test_no_sil \
-        $exp/real/dropadapt_models/${c}_seed$seed
+      in_background $cuda_cmd $exp/log/${tag}_dropadapt_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
+        --set adapt.seed="$seed" $exp/$tag/baseline/seed$seed/final.pt $(train_data all) $data/${c}_test_no_sil \
+        $exp/$tag/dropadapt_models/${c}_seed$seed
     done
   done
   wait_background
@@ -208,20 +219,20 @@ evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR
 }
 
 evaluate_loco() {  # CORPUS SEED: the model trained without CORPUS, on its test and development trials
-  local mdir=$exp/real_loco/models/no_$1/seed$2
+  local mdir=$exp/${tag}_loco/models/no_$1/seed$2
   package $mdir no_$1
-  evaluate $mdir ${1}_test_no_sil ${1}_test $exp/real_loco/baseline/seed$2
-  evaluate $mdir ${1}_train_no_sil ${1}_dev $exp/real_loco_dev/baseline/seed$2
+  evaluate $mdir ${1}_test_no_sil ${1}_test $exp/${tag}_loco/baseline/seed$2
+  evaluate $mdir ${1}_train_no_sil ${1}_dev $exp/${tag}_loco_dev/baseline/seed$2
 }
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for seed in $seed_list; do
     for system in $systems; do
       for c in $corpora; do
-        if [ $system = dropadapt ]; then mdir=$exp/real/dropadapt_models/${c}_seed$seed; else mdir=$exp/real/$system/seed$seed; fi
+        if [ $system = dropadapt ]; then mdir=$exp/$tag/dropadapt_models/${c}_seed$seed; else mdir=$exp/$tag/$system/seed$seed; fi
         # a pooled model serves all three test sets: its package is made once, by the first
         if [ $system = dropadapt ] || [ $c = asc ]; then package $mdir all; fi
-        in_background evaluate $mdir ${c}_test_no_sil ${c}_test $exp/real/$system/seed$seed
+        in_background evaluate $mdir ${c}_test_no_sil ${c}_test $exp/$tag/$system/seed$seed
       done
       wait_background
     done
@@ -233,16 +244,16 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  for table in real real_loco real_loco_dev; do
+  for table in $tag ${tag}_loco ${tag}_loco_dev; do
     steps/make_results_table.py --baseline baseline --order baseline,dropclass,dropadapt \
       --columns eer,min_dcf_0.01 $exp/$table
   done
   # the back-end with the lowest mean development EER over the held-out corpora; the pooled
   # baseline is the model a user gets, scored with it by default
-  best_backend=$(steps/choose_backend.py --system baseline $exp/real_loco_dev/RESULTS.json)
+  best_backend=$(steps/choose_backend.py --system baseline $exp/${tag}_loco_dev/RESULTS.json)
   steps/make_model_package.py --scoring-backend "$best_backend" --asnorm-top-n "$asnorm_top_n" \
-    --lda-dim "$lda_dim" $exp/real/baseline/seed1 $data/train_all_clean
-  ln -sfn baseline/seed1 $exp/real/best
-  echo "best: $exp/real/best -> baseline/seed1, back-end $best_backend (chosen on loco development trials)"
-  cat $exp/real/RESULTS.md $exp/real_loco/RESULTS.md
+    --lda-dim "$lda_dim" $exp/$tag/baseline/seed1 $data/train_all_clean
+  ln -sfn baseline/seed1 $exp/$tag/best
+  echo "best: $exp/$tag/best -> baseline/seed1, back-end $best_backend (chosen on loco development trials)"
+  cat $exp/$tag/RESULTS.md $exp/${tag}_loco/RESULTS.md
 fi
