@@ -6,18 +6,24 @@ of the chunk embeddings (as Kaldi's ``extract-xvectors`` averages its chunks). A
 than ``min_frames`` (by default the extractor's receptive field) is padded by repeating its
 frames cyclically, as Kaldi's ``--pad-input``.
 
-Batching never pads: statistics pooling would average the padding in. Utterances are read in
-blocks of ``block_utts``; within a block the chunks are sorted by length and only chunks of
-*identical* length share a batch (at most ``batch_size`` of them). Corpora with many utterances
-of one length (chunked long recordings, fixed-length segments) batch well; elsewhere most
-batches hold one chunk, which is what Kaldi does for every chunk.
+Batching: utterances are read in blocks of ``block_utts``; within a block the chunks are sorted
+by length and consecutive ones share a batch (at most ``batch_size`` chunks and, padded to the
+longest, at most ``max_batch_frames`` frames), so similar lengths go together. A batch is
+zero-padded and the extractor is given each chunk's length (``extractor(x, lengths)``), so that
+the padding takes no part in its pooled statistics (:mod:`dropclass_lib.models.pooling`): every
+chunk's embedding is the one it gets alone, to float rounding. An extractor whose ``forward``
+takes no ``lengths`` is never given padding: only chunks of identical length share its batches.
+
+On CUDA the extractor runs under bf16 autocast where the GPU supports bf16 (the poolings keep
+their statistics in float32); on the CPU it runs in float32.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
-from itertools import groupby
+from contextlib import nullcontext
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -46,35 +52,85 @@ def _pad_cyclic(x: np.ndarray, min_frames: int) -> np.ndarray:
     return x[np.arange(min_frames) % x.shape[0]]
 
 
+def takes_lengths(extractor: torch.nn.Module) -> bool:
+    """Whether ``extractor.forward`` accepts the ``lengths`` of a padded batch."""
+    try:
+        return "lengths" in inspect.signature(extractor.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def length_batches(lengths: list[int], batch_size: int, max_batch_frames: int | None) -> list[list[int]]:
+    """Consecutive runs of ``lengths`` (sorted ascending) as batches of indices: at most
+    ``batch_size`` each and, padded to their last (longest) member, at most ``max_batch_frames``
+    frames (a longer single item is a batch of its own); None: only equal lengths go together."""
+    batches: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        if batches:
+            last = batches[-1]
+            fits = (n == lengths[last[0]] if max_batch_frames is None else (len(last) + 1) * n <= max_batch_frames)
+            if len(last) < batch_size and fits:
+                last.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on a CUDA device that supports it; nothing elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def _embed_block(extractor: torch.nn.Module, feats: list[np.ndarray], chunk_frames: int, batch_size: int,
-                 device: torch.device, min_frames: int) -> np.ndarray:
+                 device: torch.device, min_frames: int, max_batch_frames: int | None) -> np.ndarray:
+    padded = takes_lengths(extractor)
     chunks = [(u, s, n) for u, f in enumerate(feats) for s, n in chunk_bounds(f.shape[0], chunk_frames)]
-    chunks.sort(key=lambda c: c[2])
+    inputs = sorted(((_pad_cyclic(feats[u][s:s + n], min_frames), u, n) for u, s, n in chunks),
+                    key=lambda c: c[0].shape[0])
     sums: np.ndarray | None = None
-    for _, group in groupby(chunks, key=lambda c: c[2]):
-        group = list(group)
-        for b in range(0, len(group), batch_size):
-            batch = group[b:b + batch_size]
-            x = np.stack([_pad_cyclic(feats[u][s:s + n], min_frames) for u, s, n in batch])
-            emb = extractor(torch.from_numpy(x).to(device=device, dtype=torch.float32)).double().cpu().numpy()
-            if sums is None:
-                sums = np.zeros((len(feats), emb.shape[1]))
-            for (u, _, n), e in zip(batch, emb):
-                sums[u] += n * e
+    for batch in length_batches([x.shape[0] for x, _, _ in inputs], batch_size,
+                                max_batch_frames if padded else None):
+        items = [inputs[i] for i in batch]
+        longest = items[-1][0].shape[0]
+        x = np.zeros((len(items), longest, items[0][0].shape[1]), dtype=np.float32)
+        for row, (chunk, _, _) in zip(x, items):
+            row[:chunk.shape[0]] = chunk
+        x = torch.from_numpy(x).to(device)
+        with _autocast(device):
+            if padded:
+                lengths = torch.tensor([chunk.shape[0] for chunk, _, _ in items], device=device)
+                emb = extractor(x, lengths=lengths)
+            else:
+                emb = extractor(x)
+        emb = emb.double().cpu().numpy()
+        if sums is None:
+            sums = np.zeros((len(feats), emb.shape[1]))
+        for (_, u, n), e in zip(items, emb):
+            sums[u] += n * e
     frames = np.array([f.shape[0] for f in feats], dtype=np.float64)
     return (sums / frames[:, None]).astype(np.float32)
 
 
+DEFAULT_MAX_BATCH_FRAMES = 32000
+"""Padded frames per forward pass when extracting (32 chunks of 10 s; a 1500-channel TDNN layer
+then holds 190 MB of activations)."""
+
+
 def embed_utterances(extractor: torch.nn.Module, feats: Iterable[tuple[str, np.ndarray]],
                      chunk_frames: int = 10000, batch_size: int = 32, device: str | torch.device = "cpu",
-                     min_frames: int | None = None, block_utts: int = 512) -> Iterator[tuple[str, np.ndarray]]:
+                     min_frames: int | None = None, block_utts: int = 512,
+                     max_batch_frames: int | None = DEFAULT_MAX_BATCH_FRAMES) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, embedding)`` in input order for ``(utt, frames x dims)`` feature matrices.
 
-    ``extractor`` maps a ``(batch, frames, dims)`` float tensor to ``(batch, emb_dim)``; it is
-    run in eval mode under ``torch.inference_mode`` on ``device``.
+    ``extractor`` maps a ``(batch, frames, dims)`` float tensor (and, if it takes them, the
+    ``lengths`` of a padded batch) to ``(batch, emb_dim)``; it is run in eval mode under
+    ``torch.inference_mode`` on ``device``. ``max_batch_frames``: the padded size of a batch
+    (None: no padding, only chunks of equal length share a batch).
     """
-    if chunk_frames < 1 or batch_size < 1:
-        raise ValueError("chunk_frames and batch_size must be positive")
+    if chunk_frames < 1 or batch_size < 1 or (max_batch_frames is not None and max_batch_frames < 1):
+        raise ValueError("chunk_frames, batch_size and max_batch_frames must be positive")
     device = torch.device(device)
     extractor = extractor.to(device).eval()
     if min_frames is None:
@@ -82,7 +138,8 @@ def embed_utterances(extractor: torch.nn.Module, feats: Iterable[tuple[str, np.n
     block: list[tuple[str, np.ndarray]] = []
 
     def flush():
-        embs = _embed_block(extractor, [f for _, f in block], chunk_frames, batch_size, device, min_frames)
+        embs = _embed_block(extractor, [f for _, f in block], chunk_frames, batch_size, device, min_frames,
+                            max_batch_frames)
         out = list(zip([u for u, _ in block], embs))
         block.clear()
         return out

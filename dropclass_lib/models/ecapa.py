@@ -23,6 +23,11 @@ span of the convolutions (1 + 4 + 7·2·(2 + 3 + 4) = 131 frames by default: the
 form a chain of ``scale - 1`` convolutions); the squeeze-excitation and the attentive pooling
 see the whole input.
 
+A padded batch (``forward(feats, lengths)``: valid frames per member) gives each member the
+numbers it gets alone: after every layer the padded frames are set to zero, which is what the
+"same" padding of the next convolution reads beyond a lone utterance's end, and the
+squeeze-excitation means and the pooling count the valid frames only.
+
 The published sizes: ``channels: 512`` has 6.19 M parameters and ``channels: 1024`` 14.66 M
 (80-dim input, 192-dim embedding, ``mfa_channels`` 1536 and 128 attention channels for both,
 as the paper's Figure 2 and parameter counts). ``mfa_channels: 3072`` with ``channels: 1024``
@@ -37,7 +42,7 @@ import torch
 from torch import nn
 
 from dropclass_lib.models import register_extractor
-from dropclass_lib.models.pooling import AttentiveStatsPooling
+from dropclass_lib.models.pooling import AttentiveStatsPooling, valid_frames
 
 
 class ConvReluBN(nn.Module):
@@ -51,8 +56,10 @@ class ConvReluBN(nn.Module):
         self.bn = nn.BatchNorm1d(out_dim)
         self.context_span = (kernel_size - 1) * dilation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.relu(self.conv(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: (batch, 1, frames), 0 on padded frames, which the output then holds as 0."""
+        y = self.bn(self.relu(self.conv(x)))
+        return y if mask is None else y * mask
 
 
 class Res2Conv(nn.Module):
@@ -66,11 +73,11 @@ class Res2Conv(nn.Module):
         self.convs = nn.ModuleList(ConvReluBN(width, width, kernel_size, dilation) for _ in range(scale - 1))
         self.context_span = (scale - 1) * self.convs[0].context_span
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         groups = x.chunk(self.scale, dim=1)
         outputs, previous = [groups[0]], None
         for conv, group in zip(self.convs, groups[1:]):
-            previous = conv(group if previous is None else group + previous)
+            previous = conv(group if previous is None else group + previous, mask)
             outputs.append(previous)
         return torch.cat(outputs, dim=1)
 
@@ -83,8 +90,10 @@ class SqueezeExcitation(nn.Module):
         self.gate = nn.Sequential(nn.Conv1d(channels, bottleneck, kernel_size=1), nn.ReLU(),
                                   nn.Conv1d(bottleneck, channels, kernel_size=1), nn.Sigmoid())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x.mean(dim=-1, keepdim=True))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: as :class:`ConvReluBN`'s; the mean is over the valid frames (``x`` is 0 elsewhere)."""
+        mean = x.mean(dim=-1, keepdim=True) if mask is None else x.sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True)
+        return x * self.gate(mean)
 
 
 class SERes2Block(nn.Module):
@@ -97,8 +106,13 @@ class SERes2Block(nn.Module):
             SqueezeExcitation(channels, se_channels))
         self.context_span = self.layers[1].context_span
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.layers(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return x + self.layers(x)
+        y = x
+        for layer in self.layers:
+            y = layer(y, mask)
+        return x + y
 
 
 class ECAPATDNN(nn.Module):
@@ -126,19 +140,22 @@ class ECAPATDNN(nn.Module):
         self.emb_dim = emb_dim
         self.receptive_field = 1 + self.first.context_span + sum(b.context_span for b in self.blocks)
 
-    def frame_features(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: (batch, frames, feat_dim) -> aggregated frame features (batch, mfa_channels, frames)."""
-        x = self.first(feats.transpose(1, 2))
+    def frame_features(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``feats``: (batch, frames, feat_dim) -> aggregated frame features (batch, mfa_channels, frames);
+        with ``lengths``, every member's padded input frames must be 0 (see the module's docstring)."""
+        mask = None if lengths is None else valid_frames(lengths, feats.shape[1])
+        x = self.first(feats.transpose(1, 2), mask)
         block_in, outputs = x, []
         for block in self.blocks:
-            out = block(block_in)
+            out = block(block_in, mask)
             outputs.append(out)
             block_in = block_in + out if self.sum_block_inputs else out
         return self.aggregate(torch.cat(outputs, dim=1))
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: (batch, frames, feat_dim) -> (batch, emb_dim)."""
-        pooled = self.pool_bn(self.pooling(self.frame_features(feats)))
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``feats``: (batch, frames, feat_dim) -> (batch, emb_dim); ``lengths``: valid frames per
+        member of a zero-padded batch (None: all)."""
+        pooled = self.pool_bn(self.pooling(self.frame_features(feats, lengths), lengths))
         return self.emb_bn(self.embedding(pooled))
 
     def after_step(self, iteration: int) -> None:

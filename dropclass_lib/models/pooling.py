@@ -5,6 +5,10 @@ an input shorter than R frames would leave nothing to pool. :func:`pad_to_recept
 repeats the first and last frames (half on each side) until the input is R frames long: the
 network then sees a segment as long as its context, whose outer frames are copies of the
 real edge frames. Inputs of R frames or more are left untouched.
+
+Both poolings take optional ``lengths``: the number of valid frames of each batch member, the
+rest of its row being padding (a batch of utterances of different lengths). The padded frames
+then take no part in any statistic or softmax, so each member is pooled as if it were alone.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ def pad_to_receptive_field(x: torch.Tensor, receptive_field: int) -> torch.Tenso
     return F.pad(x, (left, missing - left), mode="replicate")
 
 
+def valid_frames(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(batch, 1, frames) float mask: 1 on each member's first ``lengths[i]`` frames, 0 after."""
+    return (torch.arange(frames, device=lengths.device) < lengths[:, None]).unsqueeze(1).float()
+
+
 class StatsPooling(nn.Module):
     """Mean and standard deviation over time: (batch, channels, frames) -> (batch, 2 * channels).
 
@@ -34,10 +43,16 @@ class StatsPooling(nn.Module):
         super().__init__()
         self.var_floor = var_floor
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths``: valid frames per member (None: all frames are valid)."""
         x = x.float()  # statistics in float32 even under autocast
-        mean = x.mean(dim=-1)
-        var = (x - mean.unsqueeze(-1)).pow(2).mean(dim=-1)
+        if lengths is None:
+            mean = x.mean(dim=-1)
+            var = (x - mean.unsqueeze(-1)).pow(2).mean(dim=-1)
+        else:
+            mask, count = valid_frames(lengths, x.shape[-1]), lengths.to(x.dtype)[:, None]
+            mean = (x * mask).sum(dim=-1) / count
+            var = ((x - mean.unsqueeze(-1)).pow(2) * mask).sum(dim=-1) / count
         return torch.cat([mean, var.clamp(min=self.var_floor).sqrt()], dim=-1)
 
 
@@ -68,15 +83,22 @@ class AttentiveStatsPooling(nn.Module):
         var = (weights * (x - mean).pow(2)).sum(dim=-1, keepdim=True)
         return mean, var.clamp(min=self.var_floor).sqrt()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths``: valid frames per member (None: all frames are valid)."""
         x = x.float()  # statistics and softmax in float32 even under autocast
         frames = x.shape[-1]
+        mask = None if lengths is None else valid_frames(lengths, frames)
         if self.global_context:
-            mean, std = self._weighted_stats(x, torch.full_like(x[:, :1], 1.0 / frames))
+            uniform = (torch.full_like(x[:, :1], 1.0 / frames) if mask is None
+                       else mask / lengths.to(x.dtype)[:, None, None])
+            mean, std = self._weighted_stats(x, uniform)
             attention_in = torch.cat([x, mean.expand_as(x), std.expand_as(x)], dim=1)
         else:
             attention_in = x
         with torch.autocast(x.device.type, enabled=False):
-            weights = torch.softmax(self.attention(attention_in).float(), dim=-1)
+            logits = self.attention(attention_in).float()
+            if mask is not None:
+                logits = logits.masked_fill(mask == 0, float("-inf"))
+            weights = torch.softmax(logits, dim=-1)
         mean, std = self._weighted_stats(x, weights)
         return torch.cat([mean.squeeze(-1), std.squeeze(-1)], dim=-1)

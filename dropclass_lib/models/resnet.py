@@ -11,6 +11,12 @@ over time and projected to the ``emb_dim`` embedding by one linear layer.
 Convolutions are zero-padded ("same" up to the strides), so any input of one frame or more
 goes through: ``frames`` become ``ceil(frames / 8)`` and ``input_dim`` bins ``ceil(input_dim / 8)``.
 ``receptive_field`` is the time span one output frame sees (225 input frames by default).
+
+A zero-padded batch (``forward(feats, lengths)``: valid frames per member) gives each member the
+numbers it gets alone: after every layer the frames beyond a member's length at that layer's
+resolution (``(length - 1) // stride + 1`` after a strided one) are set to zero, which is what the
+next convolution's zero padding reads beyond a lone utterance's end, and only the valid output
+frames are pooled.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 from torch import nn
 
 from dropclass_lib.models import register_extractor
-from dropclass_lib.models.pooling import StatsPooling
+from dropclass_lib.models.pooling import StatsPooling, valid_frames
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -43,8 +49,18 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU()
         self.stride = stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.shortcut(x))
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid output frames of inputs of ``lengths`` valid frames (3x3 conv, padding 1)."""
+        return (lengths - 1) // self.stride + 1
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: (batch, channels, freq, frames); with ``lengths``, padded frames are 0 in and out."""
+        if lengths is None:
+            return self.relu(self.body(x) + self.shortcut(x))
+        mask = valid_frames(self.out_lengths(lengths), (x.shape[-1] - 1) // self.stride + 1).unsqueeze(1)
+        conv1, bn1, relu, conv2, bn2 = self.body
+        y = bn2(conv2(relu(bn1(conv1(x))) * mask))
+        return self.relu(y + self.shortcut(x)) * mask
 
 
 class ThinResNet(nn.Module):
@@ -76,14 +92,29 @@ class ThinResNet(nn.Module):
             span += 2 * jump
         return span
 
-    def frame_map(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: (batch, frames, feat_dim) -> (batch, channels, reduced freq, reduced frames)."""
-        return self.blocks(self.stem(feats.transpose(1, 2).unsqueeze(1)))
+    def frame_map(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``feats``: (batch, frames, feat_dim) -> (batch, channels, reduced freq, reduced frames);
+        with ``lengths``, every member's padded input frames must be 0 (see the module's docstring)."""
+        x = self.stem(feats.transpose(1, 2).unsqueeze(1))
+        if lengths is None:
+            return self.blocks(x)
+        x = x * valid_frames(lengths, x.shape[-1]).unsqueeze(1)
+        for block in self.blocks:
+            x = block(x, lengths)
+            lengths = block.out_lengths(lengths)
+        return x
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: (batch, frames, feat_dim) -> (batch, emb_dim)."""
-        x = self.frame_map(feats)
-        return self.embedding(self.pooling(x.flatten(1, 2)))
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frames of the final map for inputs of ``lengths`` valid frames."""
+        for block in self.blocks:
+            lengths = block.out_lengths(lengths)
+        return lengths
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``feats``: (batch, frames, feat_dim) -> (batch, emb_dim); ``lengths``: valid frames per
+        member of a zero-padded batch (None: all)."""
+        x = self.frame_map(feats, lengths)
+        return self.embedding(self.pooling(x.flatten(1, 2), None if lengths is None else self.out_lengths(lengths)))
 
     def after_step(self, iteration: int) -> None:
         """Called by the trainer after every optimiser step; the ResNet has nothing to do."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dropclass_lib.models import register_extractor
@@ -47,10 +48,23 @@ class FrameStackExtractor(nn.Module):
         self.emb_dim = emb_dim
         self.receptive_field = 1 + sum(layer.context_span for layer in frame_layers)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: (batch, frames, feat_dim) -> (batch, emb_dim)."""
-        x = pad_to_receptive_field(feats.transpose(1, 2), self.receptive_field)
-        return self.embedding(self.pooling(self.frame_layers(x)))
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``feats``: (batch, frames, feat_dim) -> (batch, emb_dim). ``lengths``: valid frames
+        per member of a padded batch (None: all). The layers are unpadded convolutions, so a
+        member's first ``length - receptive_field + 1`` outputs see only its own frames: those
+        are pooled. A member shorter than the receptive field is replication-padded on its own."""
+        if lengths is None:
+            x = pad_to_receptive_field(feats.transpose(1, 2), self.receptive_field)
+            return self.embedding(self.pooling(self.frame_layers(x)))
+        x = feats.transpose(1, 2)
+        short = (lengths < self.receptive_field).nonzero().flatten().tolist()
+        if short:
+            x = F.pad(x, (0, max(0, self.receptive_field - x.shape[-1]))).clone()  # never write into feats
+            for i in short:
+                x[i, :, :self.receptive_field] = pad_to_receptive_field(x[i:i + 1, :, :int(lengths[i])],
+                                                                        self.receptive_field)[0]
+            lengths = lengths.clamp(min=self.receptive_field)
+        return self.embedding(self.pooling(self.frame_layers(x), lengths - (self.receptive_field - 1)))
 
     def after_step(self, iteration: int) -> None:
         """Called by the trainer after every optimiser step; plain TDNNs have nothing to do."""
