@@ -21,7 +21,7 @@ import numpy as np
 
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.parallel import ArkJob, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Dispatch, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.provenance import data_inputs, scp_archives
 from dropclass_lib.tables import read_key_rest, read_kv, write_table
 from dropclass_lib.trials import Trials, read_trials, write_trials
@@ -85,11 +85,12 @@ def _write_data_dir(data_in: Path, data_out: Path, kept: set[str]) -> dict[str, 
 
 
 def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLike, feat_dir: str | os.PathLike,
-                          nj: int = 1, cmn_window: int = 300) -> None:
+                          nj: int = 1, cmn_window: int = 300, dispatch: Dispatch | None = None) -> None:
     """Sliding CMN then voiced-frame selection for every utterance of ``data_in`` (which needs
     feats.scp and vad.scp); archives ``feat_dir/xvector_feats_<name>.JOB.{ark,scp}``, and a new
     data dir ``data_out`` with feats.scp, utt2num_frames and the other files restricted to the
-    utterances that kept at least one frame (the others are dropped with a warning)."""
+    utterances that kept at least one frame (the others are dropped with a warning).
+    ``dispatch``: where the jobs run (:class:`dropclass_lib.parallel.Dispatch`)."""
     data_in, data_out, feat_dir = Path(data_in), Path(data_out), Path(feat_dir)
     if data_in.resolve() == data_out.resolve():
         raise UserError(f"the output data dir must differ from the input ({data_in})")
@@ -122,11 +123,18 @@ def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLik
             f.write(f"{n} utterances kept, {len(dropped)} without voiced frames dropped"
                     f"{': ' + ' '.join(dropped) if dropped else ''}; {time.time() - start:.2f} s\n")
 
+    def run_jobs():
+        return run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
+                            desc=f"cmn+vad {data_in.name}", settings=settings,
+                            inputs=data_inputs(data_in, "feats.scp") + [vad_scp] + scp_archives(vad_scp),
+                            dispatch=dispatch, log_dir=feat_dir / "log")
+
+    if dispatch is not None and dispatch.is_job:  # one dispatched job: its archive, no data dir
+        run_jobs()
+        return
     data_out.mkdir(parents=True, exist_ok=True)
     with regenerating(data_out / "feats.scp", data_out / "utt2num_frames"):  # a failed run leaves no stale list
-        jobs, _ = run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
-                               desc=f"cmn+vad {data_in.name}", settings=settings,
-                               inputs=data_inputs(data_in, "feats.scp") + [vad_scp] + scp_archives(vad_scp))
+        jobs, _ = run_jobs()
         kept = set()
         for job in jobs:
             kept.update(job.read_scp())

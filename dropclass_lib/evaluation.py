@@ -33,9 +33,10 @@ from dropclass_lib import provenance
 from dropclass_lib.backends.cosine import CosineBackend
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.backends.trial_scoring import score_trial_list, write_scoring_outputs
-from dropclass_lib.embeddings import embed_utterances, speaker_means
+from dropclass_lib.embeddings import DEFAULT_MAX_BATCH_FRAMES, embed_utterances, speaker_means
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.package import ModelPackage
+from dropclass_lib.parallel import ArkJob, Dispatch, remove_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import read_kv, write_table
 from dropclass_lib.trials import read_trials
 from dropclass_lib.vector_io import iter_scp, read_vectors, write_vectors
@@ -47,10 +48,12 @@ DEFAULT_ASNORM_TOP_N = 100
 EMBEDDING_OUTPUTS = ("xvector.scp", "spk_xvector.scp", "num_utts.ark")
 
 
-def read_feats(feats_scp: Path, utt2spk: dict[str, str], input_dim: int | None = None, model: str = ""):
-    """Yield ``(utt, matrix)`` from feats.scp; errors name the line. ``input_dim``: the feature
-    dimension ``model`` takes (features of another kind, e.g. fbank for an MFCC model, are an error)."""
-    for lineno, utt, mat, line in iter_scp(feats_scp):
+def read_feats(feats_scp: Path, utt2spk: dict[str, str], input_dim: int | None = None, model: str = "",
+               keys: set[str] | None = None):
+    """Yield ``(utt, matrix)`` from feats.scp (only ``keys`` if given); errors name the line.
+    ``input_dim``: the feature dimension ``model`` takes (features of another kind, e.g. fbank
+    for an MFCC model, are an error)."""
+    for lineno, utt, mat, line in iter_scp(feats_scp, keys):
         if utt not in utt2spk:
             raise InputFileError(feats_scp, lineno, f"utterance {utt!r} is not in utt2spk", line)
         if mat.ndim != 2 or mat.shape[0] == 0:
@@ -62,47 +65,103 @@ def read_feats(feats_scp: Path, utt2spk: dict[str, str], input_dim: int | None =
         yield utt, mat
 
 
-def embed_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                   device: str = "cpu", chunk_frames: int = 10000, batch_size: int = 32,
-                   min_frames: int | None = None) -> Path:
-    """Embeddings of every utterance of ``data_dir`` (features as they are) into ``out_dir``:
-    xvector.scp, spk_xvector.scp (speaker means) and num_utts.ark; returns xvector.scp."""
+def _embeddings(model_path, data: Path, device: str, keys: set[str] | None, **options):
+    """``(utt, embedding)`` of the utterances of ``data`` (only ``keys`` if given), in feats.scp order."""
+    from dropclass_lib.devices import resolve_device
     from dropclass_lib.model_io import extractor_input_dim, load_model
 
-    from dropclass_lib.devices import resolve_device
+    device = resolve_device(device)
+    model = load_model(model_path, map_location=device)
+    feats = read_feats(data / "feats.scp", read_kv(data / "utt2spk"), extractor_input_dim(model.extractor),
+                       str(model_path), keys)
+    yield from embed_utterances(model.extractor, feats, device=device, **options)
 
+
+def _embedding_jobs(model_path, data: Path, out: Path, device: str, nj: int, dispatch: Dispatch | None,
+                    settings: dict, inputs: list, options: dict) -> list[ArkJob]:
+    """The embeddings in ``nj`` jobs (``out/xvector_job.JOB.{ark,scp}``, logs in ``out/log``), run
+    here or through ``dispatch``. With several jobs each uses one CPU thread, as Kaldi's jobs."""
+    utts = list(read_kv(data / "feats.scp"))
+    if not utts:
+        raise UserError(f"{data / 'feats.scp'}: no utterances")
+    chunks = split_contiguous(utts, nj)
+
+    def worker(job: ArkJob, keys, progress) -> None:
+        import torch
+
+        if len(chunks) > 1:
+            torch.set_num_threads(1)
+
+        def items():
+            for utt, emb in _embeddings(model_path, data, device, set(keys), **options):
+                progress(1)
+                yield utt, emb
+
+        job.write(items(), write_num_frames=False)
+
+    out.mkdir(parents=True, exist_ok=True)
+    jobs, _ = run_ark_jobs(out / "xvector_job", chunks, worker, desc=f"embeddings {data.name}",
+                           settings={**settings, "device": device}, inputs=inputs, dispatch=dispatch,
+                           log_dir=out / "log")
+    return jobs
+
+
+def embed_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                   device: str = "cpu", chunk_frames: int = 10000, batch_size: int = 32,
+                   min_frames: int | None = None, max_batch_frames: int | None = DEFAULT_MAX_BATCH_FRAMES,
+                   nj: int = 1, dispatch: Dispatch | None = None) -> Path:
+    """Embeddings of every utterance of ``data_dir`` (features as they are) into ``out_dir``:
+    xvector.scp, spk_xvector.scp (speaker means) and num_utts.ark; returns xvector.scp.
+
+    ``batch_size``, ``max_batch_frames``: :func:`dropclass_lib.embeddings.embed_utterances`.
+    With ``nj`` > 1 or a job runner (``dispatch.cmd``) the utterances are embedded in ``nj`` jobs
+    (:func:`dropclass_lib.parallel.run_ark_jobs`) whose archives are then gathered into the same
+    outputs and removed; in a dispatched job (``dispatch.is_job``) only that job's archive is made.
+    """
     data, out = Path(data_dir), Path(out_dir)
-    if chunk_frames < 1 or batch_size < 1:
-        raise UserError("--chunk-frames and --batch-size must be positive")
+    if chunk_frames < 1 or batch_size < 1 or (max_batch_frames is not None and max_batch_frames < 1):
+        raise UserError("--chunk-frames, --batch-size and --max-batch-frames must be positive")
     settings = {"chunk_frames": chunk_frames, "min_frames": min_frames}
-    with provenance.stage(out, settings, [model_path, *provenance.data_inputs(data, "feats.scp", "utt2spk")],
-                          outputs=EMBEDDING_OUTPUTS, what=f"embeddings {out}") as st:
+    inputs = [model_path, *provenance.data_inputs(data, "feats.scp", "utt2spk")]
+    options = dict(chunk_frames=chunk_frames, batch_size=batch_size, min_frames=min_frames,
+                   max_batch_frames=max_batch_frames)
+    in_jobs = nj > 1 or (dispatch is not None and (dispatch.cmd or dispatch.is_job))
+    if dispatch is not None and dispatch.is_job:
+        _embedding_jobs(model_path, data, out, device, nj, dispatch, settings, inputs, options)
+        return out / "xvector.scp"
+    with provenance.stage(out, settings, inputs, outputs=EMBEDDING_OUTPUTS, what=f"embeddings {out}") as st:
         if st.fresh:
             return out / "xvector.scp"
-        device = resolve_device(device)
-        model = load_model(model_path, map_location=device)
-        utt2spk = read_kv(data / "utt2spk")
-        keys, embs = [], []
         start = time.time()
-        feats = read_feats(data / "feats.scp", utt2spk, extractor_input_dim(model.extractor), str(model_path))
-        for utt, emb in embed_utterances(model.extractor, feats, chunk_frames=chunk_frames,
-                                         batch_size=batch_size, device=device, min_frames=min_frames):
-            keys.append(utt)
-            embs.append(emb)
-            if len(keys) % 1000 == 0:
-                log.info("%d utterances (%.1f s)", len(keys), time.time() - start)
-        if not keys:
-            raise UserError(f"{data / 'feats.scp'}: no utterances")
-        matrix = np.stack(embs)
+        if in_jobs:
+            jobs = _embedding_jobs(model_path, data, out, device, nj, dispatch, settings, inputs, options)
+            keys, embs = [], []
+            for job in jobs:
+                job_keys, job_embs = read_vectors(job.scp)
+                keys += job_keys
+                embs.append(job_embs)
+            matrix = np.concatenate(embs)
+        else:
+            keys, rows = [], []
+            for utt, emb in _embeddings(model_path, data, device, None, **options):
+                keys.append(utt)
+                rows.append(emb)
+                if len(keys) % 1000 == 0:
+                    log.info("%d utterances (%.1f s)", len(keys), time.time() - start)
+            if not keys:
+                raise UserError(f"{data / 'feats.scp'}: no utterances")
+            matrix = np.stack(rows)
         out.mkdir(parents=True, exist_ok=True)
         for name in EMBEDDING_OUTPUTS:  # a crash half-way must not leave a mix of old and new files
             (out / name).unlink(missing_ok=True)
         write_vectors(out, "xvector", keys, matrix)
-        speakers, means, counts = speaker_means(keys, matrix, utt2spk)
+        if in_jobs:
+            remove_ark_jobs(jobs)
+        speakers, means, counts = speaker_means(keys, matrix, read_kv(data / "utt2spk"))
         write_vectors(out, "spk_xvector", speakers, means)
         write_table(out / "num_utts.ark", dict(zip(speakers, counts.tolist())))
-        log.info("%d embeddings of dimension %d, %d speakers, in %.1f s on %s -> %s",
-                 len(keys), matrix.shape[1], len(speakers), time.time() - start, device, out)
+        log.info("%d embeddings of dimension %d, %d speakers, in %.1f s%s -> %s", len(keys), matrix.shape[1],
+                 len(speakers), time.time() - start, f" in {len(jobs)} jobs" if in_jobs else "", out)
     return out / "xvector.scp"
 
 

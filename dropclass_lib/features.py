@@ -43,7 +43,7 @@ import yaml
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.kaldi_analysis import LOG_ENERGY_FLOOR, blackman_window, lifter_coefficients
-from dropclass_lib.parallel import ArkJob, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Dispatch, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import iter_table, read_kv
 
 log = logging.getLogger(__name__)
@@ -404,7 +404,7 @@ def _extract_job(extractor: FeatureExtractor, renderer, entries: dict[str, tuple
 
 
 def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg: FeatConfig,
-                  nj: int = 1, log_dir: str | os.PathLike | None = None) -> None:
+                  nj: int = 1, log_dir: str | os.PathLike | None = None, dispatch: Dispatch | None = None) -> None:
     """Compute features for every utterance of ``data_dir`` (Kaldi's make_mfcc.sh / make_fbank.sh).
 
     The audio is each utterance's wav.scp entry, or for augmented utterances (utt2aug) the clean
@@ -413,7 +413,7 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     ``data_dir/feats.scp``, ``data_dir/utt2num_frames`` and ``data_dir/feats_config.yaml``.
     A job is redone when its utterances, their wav.scp/utt2aug lines, the feature settings or an
     augmentation setup (:func:`audio_setups`) changed, and kept otherwise; ``feats.scp`` appears only when every
-    job succeeded.
+    job succeeded. ``dispatch``: where the jobs run (:class:`dropclass_lib.parallel.Dispatch`).
     """
     data_dir, feat_dir = Path(data_dir), Path(feat_dir)
     log_dir = Path(log_dir) if log_dir is not None else data_dir / "log"
@@ -446,10 +446,17 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
         _extract_job(extractor, Renderer(cfg.sample_frequency, cfg.channel), entries, log_dir / f"make_{name}.{job.job}.log",
                      job, keys, progress)
 
+    def run_jobs():
+        return run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}",
+                            settings=record, inputs=audio_setups(entries), entry=lambda u: str(entries[u][2]),
+                            dispatch=dispatch, log_dir=log_dir)
+
+    if dispatch is not None and dispatch.is_job:  # one dispatched job: its archive, no merged list
+        run_jobs()
+        return
     outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / FEATS_CONFIG]
     with regenerating(*outputs):  # a failed run leaves no stale list
-        jobs, ran = run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}",
-                                 settings=record, inputs=audio_setups(entries), entry=lambda u: str(entries[u][2]))
+        jobs, ran = run_jobs()
         n = merge_ark_jobs(jobs, outputs[0], outputs[1])
         with atomic_open(outputs[2], "w", encoding="utf-8") as f:
             yaml.safe_dump(record, f, sort_keys=False)

@@ -12,6 +12,11 @@ option or ``--nj`` redoes the jobs it touches, and finished jobs of an interrupt
 Job processes die with the stage that started them (``PR_SET_PDEATHSIG`` on Linux): a
 ``kill -9`` of the stage leaves no orphan still writing archives. What a killed job had half
 written stays under its temporary name until the next run of the stage removes it.
+
+Dispatch (:class:`Dispatch`): with ``--cmd CMD`` a stage runs its jobs as Kaldi does, through a
+job runner (``utils/run.sh``, ``utils/slurm.sh``): ``CMD JOB=1:N LOG_DIR/job_<prefix>.JOB.log
+<the same step> --job JOB/N``. Each such process does exactly what one local job does (its
+archive, its record) and nothing else; the stage that dispatched them waits, then merges.
 """
 
 from __future__ import annotations
@@ -23,8 +28,13 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import re
+import shlex
 import signal
+import subprocess
+import sys
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -149,6 +159,102 @@ def run_jobs(worker: Callable[[int, Any, Progress], T], args: Sequence[Any], des
     return [results[j] for j in job_ids]
 
 
+JOB_OPTION = "--job"
+_SHELL_SPECIAL = re.compile(r"[^\w@%+=:,./-]")
+
+
+def _parse_job(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", value)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected J/N with 1 <= J <= N, got {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_dispatch_options(parser) -> None:
+    """``--cmd`` and ``--job`` on a step's argument parser (see :class:`Dispatch`)."""
+    parser.add_argument("--cmd", default=None, metavar="CMD",
+                        help="run the --nj jobs through this job runner, as Kaldi's $train_cmd "
+                             "(e.g. utils/run.sh, or \"utils/slurm.sh --mem 4G\"); default: on this machine")
+    parser.add_argument(JOB_OPTION, type=_parse_job, default=None, metavar="J/N",
+                        help="run only job J of N and write no merged output (what --cmd runs; not for direct use)")
+
+
+def _strip_cmd_option(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--cmd":
+            skip = True
+        elif not arg.startswith("--cmd="):
+            out.append(arg)
+    return out
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """How a stage's jobs run: forked on this machine (``cmd`` None), through the job runner
+    ``cmd``, or, in a process that runner started, just job ``job`` of ``num_jobs``.
+
+    ``command`` is the step's own command line (interpreter, script, arguments without
+    ``--cmd``), which each dispatched job runs again with ``--job J/N``.
+    """
+
+    cmd: str | None = None
+    command: tuple[str, ...] = ()
+    job: int | None = None
+    num_jobs: int | None = None
+
+    @classmethod
+    def from_args(cls, args, script: str | os.PathLike, argv: Sequence[str] | None) -> "Dispatch":
+        """From the options of :func:`add_dispatch_options`; ``script`` is the step's file
+        (``__file__``) and ``argv`` the arguments its ``main`` was given (None: sys.argv)."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        job, num_jobs = args.job if args.job else (None, None)
+        cmd = args.cmd.strip() if args.cmd and args.cmd.strip() else None
+        return cls(cmd, (sys.executable, os.path.abspath(script), *_strip_cmd_option(argv)), job, num_jobs)
+
+    @property
+    def is_job(self) -> bool:
+        """True in a process that runs one dispatched job (``--job J/N``)."""
+        return self.job is not None
+
+    def lock(self, lock_dirs: Callable, *directories):
+        """``lock_dirs(*directories)`` (the step's output locks), except in a dispatched job:
+        the stage that started it holds them."""
+        return nullcontext() if self.is_job else lock_dirs(*directories)
+
+    def runner_command(self, log_template: Path, num_jobs: int) -> list[str]:
+        """``CMD JOB=1:N LOG command... --job JOB/N`` as an argument list. The job runners pass
+        an argument without whitespace to bash as it is (Kaldi's convention, so that ``|`` can
+        be a pipe); arguments holding other shell characters are therefore quoted here."""
+        words = [a if any(c.isspace() for c in a) or not _SHELL_SPECIAL.search(a) else shlex.quote(a)
+                 for a in self.command]
+        return [*shlex.split(self.cmd), f"JOB=1:{num_jobs}", str(log_template), *words, JOB_OPTION, f"JOB/{num_jobs}"]
+
+
+def dispatch_jobs(dispatch: Dispatch, log_template: Path, num_jobs: int, finished: Callable[[int], bool],
+                  job_ids: Sequence[int]) -> None:
+    """Run all ``num_jobs`` jobs through ``dispatch.cmd`` (the fresh ones among them find their
+    record and return at once) and wait; a job of ``job_ids`` not ``finished`` afterwards is an
+    error naming its log."""
+    argv = dispatch.runner_command(log_template, num_jobs)
+    log.info("running %d jobs: %s", num_jobs, shlex.join(argv))
+    try:
+        status = subprocess.run(argv, stdin=subprocess.DEVNULL).returncode
+    except OSError as err:
+        raise UserError(f"--cmd {dispatch.cmd!r}: cannot run it ({err.strerror})") from None
+    failed = [j for j in job_ids if not finished(j)]
+    if failed:
+        logs = " ".join(str(log_template).replace("JOB", str(j)) for j in failed)
+        raise UserError(f"{len(failed)} of {num_jobs} jobs failed (--cmd {dispatch.cmd!r} exit status {status}), see {logs}")
+    if status != 0:
+        raise UserError(f"--cmd {dispatch.cmd!r} exited with status {status} although every job finished; "
+                        f"see {str(log_template).replace('JOB', '*')}")
+
+
 @dataclass(frozen=True)
 class ArkJob:
     """The archive one job writes: ``<prefix>.<job>.ark``, ``.scp`` and, for matrices,
@@ -235,6 +341,12 @@ def _remove_job_files(prefix: Path, job: int) -> None:
         Path(f"{prefix}.{job}.{ext}").unlink(missing_ok=True)
 
 
+def remove_ark_jobs(jobs: Sequence[ArkJob]) -> None:
+    """Remove the jobs' files (archives, lists, records) once their entries are gathered elsewhere."""
+    for job in jobs:
+        _remove_job_files(job.prefix, job.job)
+
+
 def check_scp_safe(directory: str | os.PathLike, what: str) -> None:
     """Refuse an archive directory whose absolute path holds whitespace: an scp line is
     ``key path:offset``, so such a path would split into several fields."""
@@ -247,8 +359,14 @@ def check_scp_safe(directory: str | os.PathLike, what: str) -> None:
 def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
                  worker: Callable[[ArkJob, Sequence[str], Progress], None], desc: str,
                  settings: dict, inputs: Sequence[str | os.PathLike],
-                 entry: Callable[[str], str] | None = None) -> tuple[list[ArkJob], bool]:
+                 entry: Callable[[str], str] | None = None, dispatch: Dispatch | None = None,
+                 log_dir: str | os.PathLike | None = None) -> tuple[list[ArkJob], bool]:
     """Run ``worker(ark_job, keys, progress)`` for each chunk of keys whose job is not fresh.
+
+    ``dispatch`` says where the jobs run (:class:`Dispatch`; default: forked here). Through a job
+    runner, its logs are ``log_dir/job_<prefix>.JOB.log`` (default: the archive directory's
+    ``log/``). In a dispatched job (``dispatch.is_job``) only that job is run, in this process,
+    and the caller must merge nothing.
 
     ``settings`` (JSON-able) and ``inputs`` (files) are what every job's output depends on
     besides its keys; ``entry(key)``, when given, is the key's own input line (its wav.scp
@@ -257,16 +375,22 @@ def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
     Returns the jobs to merge and whether any had to be run.
     """
     prefix = Path(prefix)
+    dispatch = dispatch or Dispatch()
     check_scp_safe(prefix.parent, "archive directory")
     remove_dead_temps(prefix.parent)
     inputs = list(inputs)
     jobs = [ArkJob(prefix, j) for j in range(1, len(chunks) + 1)]
+    if dispatch.is_job and dispatch.num_jobs != len(jobs):
+        raise UserError(f"{JOB_OPTION} {dispatch.job}/{dispatch.num_jobs}: this stage splits its "
+                        f"utterances into {len(jobs)} jobs")
     beyond = len(jobs) + 1
-    while any(Path(f"{prefix}.{beyond}.{ext}").exists() for ext in ("scp", "made_from.json")):
+    while not dispatch.is_job and any(Path(f"{prefix}.{beyond}.{ext}").exists() for ext in ("scp", "made_from.json")):
         _remove_job_files(prefix, beyond)
         beyond += 1
     todo = []
     for job, chunk in zip(jobs, chunks):
+        if dispatch.is_job and job.job != dispatch.job:
+            continue
         st = provenance.open_stage(prefix.parent, {**settings, "keys_sha1": _keys_digest(chunk, entry), "num_keys": len(chunk)},
                                    inputs, outputs=(job.scp.name,), what=f"{prefix.name} job {job.job}",
                                    record_name=f"{prefix.name}.{job.job}.made_from.json")
@@ -279,7 +403,14 @@ def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
         worker(job, chunk, progress)
         st.finish()  # in the job itself: a finished job stays recorded when the stage is killed
 
-    if todo:
+    if todo and dispatch.is_job:
+        run_one(None, todo[0], lambda amount=1: None)
+    elif todo and dispatch.cmd:
+        log_dir = Path(log_dir) if log_dir is not None else prefix.parent / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        dispatch_jobs(dispatch, log_dir / f"job_{prefix.name}.JOB.log", len(jobs),
+                      lambda j: jobs[j - 1].finished(), [job.job for job, _, _ in todo])
+    elif todo:
         run_jobs(run_one, todo, desc, total=sum(len(c) for _, c, _ in todo),
                  job_ids=[job.job for job, _, _ in todo], num_jobs=len(jobs))
     return jobs, bool(todo)

@@ -30,7 +30,7 @@ import numpy as np
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import fft_size_of, read_feats_config
-from dropclass_lib.parallel import ArkJob, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Dispatch, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.provenance import data_inputs
 from dropclass_lib.tables import iter_table
 
@@ -117,10 +117,12 @@ def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str) -> 
     return mat
 
 
-def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg: VadConfig, nj: int = 1) -> None:
+def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg: VadConfig, nj: int = 1,
+                    dispatch: Dispatch | None = None) -> None:
     """Energy VAD for every utterance of ``data_dir/feats.scp`` in ``nj`` jobs:
     ``vad_dir/vad_<name>.JOB.{ark,scp}``, then ``data_dir/vad.scp``. A job is kept only when its
-    utterances, feats.scp and the options are unchanged (:mod:`dropclass_lib.provenance`)."""
+    utterances, feats.scp and the options are unchanged (:mod:`dropclass_lib.provenance`).
+    ``dispatch``: where the jobs run (:class:`dropclass_lib.parallel.Dispatch`)."""
     data_dir, vad_dir = Path(data_dir), Path(vad_dir)
     feats_scp = data_dir / "feats.scp"
     entries = {utt: (lineno, line, fields[0])
@@ -152,9 +154,16 @@ def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg
             f.write(f"{n} utterances, proportion of voiced frames {voiced / max(total, 1):.3f} "
                     f"(energy: {source}), {time.time() - start:.2f} s\n")
 
+    def run_jobs():
+        return run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}",
+                            settings=settings, inputs=data_inputs(data_dir, "feats.scp"), dispatch=dispatch,
+                            log_dir=vad_dir / "log")
+
+    if dispatch is not None and dispatch.is_job:  # one dispatched job: its archive, no merged list
+        run_jobs()
+        return
     with regenerating(data_dir / "vad.scp"):  # a failed run leaves no stale list
-        jobs, ran = run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}",
-                                 settings=settings, inputs=data_inputs(data_dir, "feats.scp"))
+        jobs, ran = run_jobs()
         n = merge_ark_jobs(jobs, data_dir / "vad.scp")
     log.info("VAD for %d utterances of %s (%s) -> %s/vad.scp", n, data_dir,
              "computed" if ran else "up to date", data_dir)

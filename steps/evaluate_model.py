@@ -14,7 +14,8 @@ steps/make_results_table.py gathers. Back-ends (see dropclass_lib/evaluation.py)
   plda              LDA + PLDA, training mean
   plda_dm           LDA + PLDA centred on the domain mean
 Back-ends the package cannot serve (no plda/ or cohort.npz) are skipped with a message.
-Everything is redone only when its inputs or settings changed.
+Everything is redone only when its inputs or settings changed. --nj N embeds in N jobs, --cmd CMD
+runs them through a job runner (utils/run.sh, utils/slurm.sh), as steps/extract_embeddings.py.
 
 Example:
   steps/evaluate_model.py --backends cosine_dm,plda exp/baseline/seed1 data/test_no_sil exp/baseline/seed1
@@ -30,6 +31,7 @@ from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.errors import UserError
 from dropclass_lib.evaluation import BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir, score_data_dir
 from dropclass_lib.package import open_package
+from dropclass_lib.parallel import Dispatch, add_dispatch_options
 
 log = logging.getLogger("evaluate_model")
 
@@ -43,6 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--trials", help="trial list (default DATA_DIR/trials), e.g. one of several lists on one data dir")
     p.add_argument("--emb-dir", help="where the embeddings go (default OUT_DIR/xvectors_<set>)")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs for the embeddings (one CPU thread each)")
+    add_dispatch_options(p)
     p.add_argument("model", help="model package directory (or its final.pt)")
     p.add_argument("data_dir", help="data dir with feats.scp, utt2spk and trials")
     p.add_argument("out_dir")
@@ -53,8 +57,15 @@ def main(argv=None) -> int:
     if not trials.is_file():
         raise UserError(f"{trials} does not exist")
     set_name = args.set_name or data.name
+    if args.nj < 1:
+        raise UserError(f"--nj must be at least 1, got {args.nj}")
+    dispatch = Dispatch.from_args(args, __file__, argv)
+    emb_dir = args.emb_dir or out / f"xvectors_{set_name}"
+    if dispatch.is_job:  # one job of the embeddings, dispatched by --cmd: nothing else
+        embed_data_dir(package.model, data, emb_dir, device=args.device, nj=args.nj, dispatch=dispatch)
+        return 0
     usable, _ = choose_backends(package, args.backends)
-    scp = embed_data_dir(package.model, data, args.emb_dir or out / f"xvectors_{set_name}", device=args.device)
+    scp = embed_data_dir(package.model, data, emb_dir, device=args.device, nj=args.nj, dispatch=dispatch)
     top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
     for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n).items():
         print(f"{set_name} {name} EER {m['eer']:.2f}% minDCF@0.01 {m['min_dcf_0.01']:.4f}")

@@ -5,7 +5,9 @@ Reads DATA_DIR/utt2spk and wav.scp (files or commands ending in '|'), splits the
 into --nj contiguous chunks, one process each, and writes FEAT_DIR/raw_<type>_<name>.JOB.ark/.scp
 (Kaldi archives, float32 frames x dims), then DATA_DIR/feats.scp, DATA_DIR/utt2num_frames and
 DATA_DIR/feats_config.yaml (the settings used; compute_vad.py reads it). Per-job logs go to
-LOG_DIR (default DATA_DIR/log). Without --config the library's defaults are used
+LOG_DIR (default DATA_DIR/log). With --cmd (e.g. "$train_cmd"), the jobs run through that job
+runner as Kaldi's: CMD JOB=1:N LOG_DIR/job_raw_<type>_<name>.JOB.log <this step> --job JOB/N.
+Without --config the library's defaults are used
 (dropclass_lib/conf/<feat-type>.yaml: Kaldi's VoxCeleb settings); --set KEY=VALUE overrides one
 key. Re-running keeps the jobs whose utterances and settings are unchanged.
 """
@@ -20,12 +22,13 @@ from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config, parse_overrides
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.features import CONFIG_TYPES, config_feat_type, default_config_path, make_features
-from dropclass_lib.parallel import check_scp_safe
+from dropclass_lib.parallel import Dispatch, add_dispatch_options, check_scp_safe
 
 
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--nj", type=int, default=4, help="number of parallel jobs")
+    add_dispatch_options(p)
     p.add_argument("--feat-type", choices=sorted(CONFIG_TYPES), default=None,
                    help="kind of features (default: the config's feat_type, else mfcc)")
     p.add_argument("--config", default=None,
@@ -40,8 +43,9 @@ def main(argv=None) -> int:
     feat_type = args.feat_type or (config_feat_type(args.config) if args.config else None) or "mfcc"
     config = args.config or default_config_path(feat_type)
     cfg = load_config(config, CONFIG_TYPES[feat_type], parse_overrides(args.set))
-    with lock_output_dirs(args.feat_dir, args.data_dir):  # data_dir: feats.scp is written there
-        make_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, log_dir=args.log_dir)
+    dispatch = Dispatch.from_args(args, __file__, argv)
+    with dispatch.lock(lock_output_dirs, args.feat_dir, args.data_dir):  # data_dir: feats.scp is written there
+        make_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, log_dir=args.log_dir, dispatch=dispatch)
     return 0
 
 

@@ -12,7 +12,8 @@ MODEL_DIR holds final.pt (from steps/train_xvector.py or steps/dropadapt.py). Wr
   cohort.npz       the training speakers' mean embeddings and the training mean
   scoring.yaml     with --scoring-backend: the back-end reported first (and --asnorm-top-n)
 This is the one place a package is written; steps/evaluate_model.py and steps/score_corpus.py
-read it. Each part is redone only when its inputs or settings changed.
+read it. Each part is redone only when its inputs or settings changed. --nj N embeds the training
+data in N jobs, --cmd CMD runs them through a job runner, as steps/extract_embeddings.py.
 
 Example:
   steps/make_model_package.py --frontend-data data/train --vad-conf conf/vad.yaml \
@@ -33,6 +34,7 @@ from dropclass_lib.errors import UserError
 from dropclass_lib.evaluation import BACKENDS, DEFAULT_ASNORM_TOP_N, embed_data_dir
 from dropclass_lib.package import (COHORT_FILE, MODEL_FILE, SCORING_FILE, frontend_record, write_cohort,
                                    write_frontend, write_yaml)
+from dropclass_lib.parallel import Dispatch, add_dispatch_options
 from dropclass_lib.tables import read_kv
 from dropclass_lib.vector_io import read_vectors
 
@@ -49,6 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--scoring-backend", choices=BACKENDS, help="back-end the package reports first")
     p.add_argument("--asnorm-top-n", type=int, default=DEFAULT_ASNORM_TOP_N, help="AS-norm cohort top-N")
     p.add_argument("--device", default="auto", help="torch device for the embeddings: auto, cpu, cuda")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs for the embeddings (one CPU thread each)")
+    add_dispatch_options(p)
     p.add_argument("model_dir", help="directory holding final.pt")
     p.add_argument("train_data", help="the model's training data (features ready for the extractor)")
     args = p.parse_args(argv)
@@ -56,19 +60,18 @@ def main(argv=None) -> int:
     model = model_dir / MODEL_FILE
     if not model.is_file():
         raise UserError(f"{model} does not exist: train the model first")
-    if args.lda_dim < 1 or args.num_em_iters < 1 or args.asnorm_top_n < 1:
-        raise UserError("--lda-dim, --num-em-iters and --asnorm-top-n must be positive")
+    if args.lda_dim < 1 or args.num_em_iters < 1 or args.asnorm_top_n < 1 or args.nj < 1:
+        raise UserError("--lda-dim, --num-em-iters, --asnorm-top-n and --nj must be positive")
+    dispatch = Dispatch.from_args(args, __file__, argv)
+    if dispatch.is_job:  # one job of the training embeddings, dispatched by --cmd: nothing else
+        embed_data_dir(model, train, model_dir / "xvectors_train", device=args.device, nj=args.nj, dispatch=dispatch)
+        return 0
     if args.frontend_data:
         if not args.vad_conf:
             raise UserError("--frontend-data needs --vad-conf (the VAD the training data went through)")
         write_frontend(model_dir, frontend_record(Path(args.frontend_data) / "feats_config.yaml",
                                                   args.vad_conf, args.cmn_window))
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    scp = embed_data_dir(model, train, model_dir / "xvectors_train", device=device)
+    scp = embed_data_dir(model, train, model_dir / "xvectors_train", device=args.device, nj=args.nj, dispatch=dispatch)
 
     keys, x = None, None
     plda_dir = model_dir / "plda"

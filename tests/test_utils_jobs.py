@@ -10,8 +10,10 @@ import pytest
 from conftest import run_tool
 
 FAKE_SBATCH = """#!/usr/bin/env bash
-# Records its arguments, then runs the tasks of --array=A-B[%M] one after the other.
+# Records its arguments, prints a job id (--parsable), then runs the tasks of --array=A-B[%M]
+# one after the other.
 printf '%s\\n' "$@" > "$FAKE_SBATCH_ARGS"
+echo 4242
 for a in "$@"; do case "$a" in --array=*) r=${a#--array=}; r=${r%%\\%*} ;; esac; done
 status=0
 for ((i = ${r%-*}; i <= ${r#*-}; i++)); do SLURM_ARRAY_TASK_ID=$i "${!#}" || status=1; done
@@ -67,13 +69,26 @@ def test_run_bad_usage(tmp_path, args, message):
     assert p.returncode == 1 and message in p.stderr
 
 
+FAKE_SACCT = """#!/usr/bin/env bash
+# Records its arguments; answers as Slurm for array job 4242 whose task 2 ran out of time.
+printf '%s\\n' "$@" > "$FAKE_SACCT_ARGS"
+printf '4242_1|COMPLETED\\n4242_2|TIMEOUT\\n4242_3|COMPLETED\\n'
+"""
+
+
+def install_fakes(tmp_path, monkeypatch, **scripts):
+    """Put executable ``scripts`` (name: text) into ``tmp_path/bin``, first on PATH."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    for name, text in scripts.items():
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+
 @pytest.fixture
 def fake_sbatch(tmp_path, monkeypatch):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "sbatch").write_text(FAKE_SBATCH)
-    (bindir / "sbatch").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    install_fakes(tmp_path, monkeypatch, sbatch=FAKE_SBATCH)
     monkeypatch.setenv("FAKE_SBATCH_ARGS", str(tmp_path / "sbatch.args"))
     return tmp_path / "sbatch.args"
 
@@ -95,6 +110,26 @@ def test_slurm_names_failed_jobs(tmp_path, fake_sbatch):
     assert p.returncode == 1
     assert "2 / 3 jobs failed (sbatch exit status 1), see log/y.1.log log/y.3.log" in p.stderr
     assert "--gres" not in fake_sbatch.read_text()
+
+
+def test_slurm_names_the_slurm_state_of_a_job_that_never_ended(tmp_path, fake_sbatch, monkeypatch):
+    install_fakes(tmp_path, monkeypatch, sacct=FAKE_SACCT)
+    monkeypatch.setenv("FAKE_SACCT_ARGS", str(tmp_path / "sacct.args"))
+    p = run_tool("utils/slurm.sh", "JOB=1:3", "log/z.JOB.log", "test", "JOB", "!=", "2", cwd=tmp_path)
+    assert p.returncode == 1
+    assert "1 / 3 jobs failed" in p.stderr and "see log/z.2.log" in p.stderr
+    assert "Slurm states: 4242_2 TIMEOUT)" in p.stderr
+    assert "--jobs=4242" in (tmp_path / "sacct.args").read_text().splitlines()
+
+
+def test_slurm_passes_gpus_of_one_multi_gpu_job(tmp_path, fake_sbatch):
+    # as $cuda_cmd --gpu 8 LOG torchrun --nproc_per_node 8 steps/train_xvector.py ...
+    p = run_tool("utils/slurm.sh", "--gpu", "8", "exp/x/log/train.log", "echo", "torchrun", "--nproc_per_node", "8",
+                 cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    args = fake_sbatch.read_text().splitlines()
+    assert "--gres=gpu:8" in args and "--array=1-1" in args
+    assert body(tmp_path / "exp/x/log/train.log") == ["torchrun --nproc_per_node 8"]
 
 
 def test_slurm_without_sbatch(tmp_path):

@@ -5,7 +5,9 @@
 # replaced in LOG_FILE and ARGS as in utils/run.sh; each job writes its log (the command,
 # its output, "# Ended (code STATUS)") like a local one. The batch script and Slurm's own
 # output go to DIR/q/, where DIR is the log file's directory. Exits 1, naming the failed jobs'
-# log files, if any job fails or never ran.
+# log files, if any job fails or never ran (and, where sacct is available, the Slurm state of
+# the array's tasks that did not complete, e.g. TIMEOUT or OUT_OF_MEMORY). A training on
+# several GPUs is one job: utils/slurm.sh --gpu 8 LOG torchrun --nproc_per_node 8 steps/...
 #
 # Options (each also as --opt=value):
 #   --mem M            memory per job, e.g. 4G (sbatch --mem)
@@ -83,9 +85,10 @@ for ((id = first; id <= last; id++)); do
 done
 array="$first-$last"
 [ "$max_jobs_run" -gt 0 ] && array+="%$max_jobs_run"
-sbatch --wait --parsable --job-name="$name" --array="$array" --output="$qdir/$name.%a.out" \
-  ${sbatch_opts[@]+"${sbatch_opts[@]}"} "$script" > /dev/null
+job_id=$(sbatch --wait --parsable --job-name="$name" --array="$array" --output="$qdir/$name.%a.out" \
+  ${sbatch_opts[@]+"${sbatch_opts[@]}"} "$script")
 sbatch_status=$?
+job_id=${job_id%%;*}  # --parsable prints "id" or "id;cluster"
 
 failed=()
 for ((id = first; id <= last; id++)); do
@@ -93,8 +96,13 @@ for ((id = first; id <= last; id++)); do
   grep -q '^# Ended (code 0) at ' "$log" 2>/dev/null || failed+=("$log")
 done
 if [ ${#failed[@]} -gt 0 ]; then
+  states=""
+  if [ -n "$job_id" ] && command -v sacct > /dev/null; then  # why Slurm ended them: TIMEOUT, OUT_OF_MEMORY, ...
+    states=$(sacct --noheader --parsable2 --allocations --jobs="$job_id" --format=JobID,State 2>/dev/null |
+             awk -F'|' '$2 != "COMPLETED" {printf " %s %s", $1, $2}')
+  fi
   echo "$me: ${#failed[@]} / $((last - first + 1)) jobs failed (sbatch exit status $sbatch_status), see ${failed[*]}" \
-       "(Slurm's output: $qdir/$name.*.out)" >&2
+       "(Slurm's output: $qdir/$name.*.out${states:+; Slurm states:$states})" >&2
   exit 1
 fi
 exit 0
