@@ -8,6 +8,8 @@
 #   export cmd="utils/slurm.sh --mem 2G"
 #   export cuda_cmd="utils/slurm.sh --gpu 1 --mem 16G --num-threads 4 --time 48:00:00"
 # (partition and account come from sbatch's environment: export SBATCH_PARTITION=...).
+# The parallel steps take --cmd "$train_cmd"; a multi-GPU training is one job:
+#   $cuda_cmd --gpu 8 exp/xvector/log/train.log torchrun --nproc_per_node 8 steps/train_xvector.py ...
 export train_cmd="utils/run.sh"
 export cmd="utils/run.sh"
 export cuda_cmd="utils/run.sh"

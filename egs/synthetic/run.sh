@@ -87,13 +87,13 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "== stage 1: features, VAD, CMN + silence removal, filtering"
   for x in train test; do
-    steps/make_features.py --nj $nj --config $feat_conf $data/$x mfcc
-    steps/compute_vad.py --nj $nj --config $vad_conf $data/$x mfcc
+    steps/make_features.py --nj $nj --cmd "$train_cmd" --config $feat_conf $data/$x mfcc
+    steps/compute_vad.py --nj $nj --cmd "$train_cmd" --config $vad_conf $data/$x mfcc
     utils/validate_data_dir.py --require-feats $data/$x
   done
   steps/score_mfcc_floor.py $data/test $exp/mfcc_floor/scores_test
-  steps/prepare_feats_for_egs.py --nj $nj --cmn-window $cmn_window $data/train $data/train_no_sil_unfiltered mfcc
-  steps/prepare_feats_for_egs.py --nj $nj --cmn-window $cmn_window $data/test $data/test_no_sil mfcc
+  steps/prepare_feats_for_egs.py --nj $nj --cmd "$train_cmd" --cmn-window $cmn_window $data/train $data/train_no_sil_unfiltered mfcc
+  steps/prepare_feats_for_egs.py --nj $nj --cmd "$train_cmd" --cmn-window $cmn_window $data/test $data/test_no_sil mfcc
   utils/filter_data_dir.py --min-frames $min_frames --min-utts-per-spk $min_utts_per_spk \
     $data/train_no_sil_unfiltered $data/train_no_sil
   for x in train_no_sil test_no_sil; do utils/validate_data_dir.py --require-feats $data/$x; done

@@ -102,21 +102,21 @@ fi
 
 if run_stage 2; then
   for d in train $(eval_dirs); do
-    steps/make_features.py --nj $nj --feat-type mfcc --config $feat_conf data/$d mfcc exp/make_mfcc/$d
-    steps/compute_vad.py --nj $nj --config $vad_conf data/$d mfcc/vad
+    steps/make_features.py --nj $nj --cmd "$train_cmd" --feat-type mfcc --config $feat_conf data/$d mfcc exp/make_mfcc/$d
+    steps/compute_vad.py --nj $nj --cmd "$train_cmd" --config $vad_conf data/$d mfcc/vad
   done
 fi
 
 if run_stage 3; then
   steps/augment_data_dir.py --config $aug_conf --musan-prefix data/musan --rir-prefix data/rirs data/train data/train_aug
-  steps/make_features.py --nj $nj --feat-type mfcc --config $feat_conf data/train_aug mfcc exp/make_mfcc/train_aug
+  steps/make_features.py --nj $nj --cmd "$train_cmd" --feat-type mfcc --config $feat_conf data/train_aug mfcc exp/make_mfcc/train_aug
   utils/combine_data.py data/train_combined data/train_aug data/train
 fi
 
 if run_stage 4; then
-  steps/prepare_feats_for_egs.py --nj $nj data/train_combined data/train_combined_no_sil mfcc/no_sil
+  steps/prepare_feats_for_egs.py --nj $nj --cmd "$train_cmd" data/train_combined data/train_combined_no_sil mfcc/no_sil
   for d in $(eval_dirs); do
-    steps/prepare_feats_for_egs.py --nj $nj data/$d data/${d}_no_sil mfcc/no_sil
+    steps/prepare_feats_for_egs.py --nj $nj --cmd "$train_cmd" data/$d data/${d}_no_sil mfcc/no_sil
   done
   trial_sets | while read -r name trials emb; do
     utils/subset_data_dir.py --utt-list data/$name/enrol.list data/${emb}_no_sil data/${name}_enrol
