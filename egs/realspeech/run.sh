@@ -40,7 +40,7 @@ cmn_window=300             # sliding CMN window, frames
 backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm
 asnorm_top_n=100
 train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
-augment=true               # train on the augmented copies too (false: the clean utterances only)
+augment=false              # true: train on augmented copies too (worse on development trials at this budget: RESULTS.md)
 tag=real                   # experiment name: exp/TAG (pooled), exp/TAG_loco, exp/TAG_loco_dev
 help_message="Usage: bash egs/realspeech/run.sh [options]
 Pooled and leave-one-corpus-out training and evaluation on three real corpora (Arabic Speech
