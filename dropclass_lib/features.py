@@ -362,8 +362,15 @@ def audio_setups(entries: dict[str, tuple[Path, int, object]]) -> list[Path]:
     feature job besides the utterances' own wav.scp/utt2aug lines."""
     from dropclass_lib.datadir.utt2aug import AugRecord
 
-    return [Path(s) for s in sorted({step.setup for _, _, entry in entries.values() if isinstance(entry, AugRecord)
-                                     for step in entry.steps})]
+    setups: dict[str, tuple[Path, int]] = {}
+    for path, lineno, entry in entries.values():
+        if isinstance(entry, AugRecord):
+            for step in entry.steps:
+                setups.setdefault(step.setup, (path, lineno))
+    for setup, (path, lineno) in setups.items():
+        if not Path(setup).is_file():  # named with its utt2aug line, before the job records its inputs
+            raise InputFileError(path, lineno, f"config file {setup} does not exist")
+    return [Path(s) for s in sorted(setups)]
 
 
 def _extract_job(extractor: FeatureExtractor, renderer, entries: dict[str, tuple[Path, int, object]], log_path: Path,
