@@ -100,7 +100,7 @@ def test_reduced_run_end_to_end(tmp_path):
                   adapt__min_remaining=16, data__batch_size=16, data__num_workers=0, train__checkpoint_every=4)
     work = tmp_path / "work"
     args = ["--data-root", tmp_path / "corpora", "--work-dir", work, "--seeds", 1, "--lda-dim", 8,
-            "--speeds", "1.1", "--min-utts-per-spk", 3, "--asnorm-top-n", 10,
+            "--augment", "true", "--speeds", "1.1", "--min-utts-per-spk", 3, "--asnorm-top-n", 10,
             "--train-conf", train, "--dropclass-conf", drop, "--dropadapt-conf", adapt]
     proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-4000:]
