@@ -10,15 +10,11 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
-import torch
 
 from conftest import ROOT, run_tool
+from test_embeddings_cli import write_tiny_model_and_feats
 from test_features import make_data_dir
 from test_utils_jobs import FAKE_SBATCH, install_fakes
-
-from dropclass_lib.heads import build_head
-from dropclass_lib.model_io import save_model
-from dropclass_lib.models import build_extractor
 
 
 def step(name, *args, cwd):
@@ -110,17 +106,8 @@ def test_failed_dispatched_job_is_named(tmp_path):
 
 @pytest.fixture
 def model_and_data(tmp_path):
-    torch.manual_seed(0)
-    ext = build_extractor("tdnn", input_dim=5, frame_dims=[8, 8, 8, 8, 16], emb_dim=6)
-    save_model(tmp_path / "final.pt", ext, build_head("softmax", 6, 2), ["p", "q"])
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"
-    data.mkdir()
-    feats = {f"{s}-{i}": rng.normal(size=(int(n), 5)).astype(np.float32)
-             for s in "pq" for i, n in enumerate(rng.integers(8, 200, size=4))}
-    kaldiio.save_ark(str(data / "feats.ark"), feats, scp=str(data / "feats.scp"))
-    (data / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in sorted(feats)))
-    return tmp_path / "final.pt", data
+    model, data, _ = write_tiny_model_and_feats(tmp_path, classes=("p", "q"), utts_per_spk=4, max_frames=200)
+    return model, data
 
 
 def test_extraction_jobs_through_run_sh_equal_local_jobs(tmp_path, model_and_data):

@@ -20,19 +20,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "steps"))
 import extract_embeddings  # noqa: E402
 
 
-@pytest.fixture
-def setup(tmp_path):
+def write_tiny_model_and_feats(root: Path, classes=("A", "B"), utts_per_spk: int = 3,
+                               max_frames: int = 70) -> tuple[Path, Path, dict]:
+    """A tiny TDNN model ``root/final.pt`` and a data dir ``root/data`` of random 5-dim features,
+    speakers p and q with ``utts_per_spk`` utterances of 8..``max_frames`` frames each."""
     torch.manual_seed(0)
     ext = build_extractor("tdnn", input_dim=5, frame_dims=[8, 8, 8, 8, 16], emb_dim=6)
-    head = build_head("softmax", 6, 2)
-    save_model(tmp_path / "final.pt", ext, head, ["A", "B"])
+    save_model(root / "final.pt", ext, build_head("softmax", 6, len(classes)), list(classes))
     rng = np.random.default_rng(0)
-    data = tmp_path / "data"
+    data = root / "data"
     data.mkdir()
     feats = {f"{s}-{i}": rng.normal(size=(int(n), 5)).astype(np.float32)
-             for s in "pq" for i, n in enumerate(rng.integers(8, 70, size=3))}
+             for s in "pq" for i, n in enumerate(rng.integers(8, max_frames, size=utts_per_spk))}
     kaldiio.save_ark(str(data / "feats.ark"), feats, scp=str(data / "feats.scp"))
     (data / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in sorted(feats)))
+    return root / "final.pt", data, feats
+
+
+@pytest.fixture
+def setup(tmp_path):
+    _, data, feats = write_tiny_model_and_feats(tmp_path)
     return tmp_path, data, feats
 
 
