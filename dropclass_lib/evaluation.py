@@ -21,6 +21,7 @@ Each result directory ``OUT/scores_<set>_<backend>`` holds what steps/score_tria
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -230,7 +231,7 @@ def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvecto
     if asnorm_top_n < 1:
         raise UserError(f"the AS-norm top-N must be >= 1, got {asnorm_top_n}")
     trials = read_trials(trials_path)
-    embeddings = None
+    embeddings = domain_mean = None
     results = {}
     for name in backends:
         model_inputs = [package.model, *backend_needs(package, name)]
@@ -241,9 +242,9 @@ def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvecto
                                               *model_inputs],
                               outputs=("metrics.json", "scores"), what=f"scores {out}") as st:
             if not st.fresh:
-                if embeddings is None:
+                if embeddings is None:  # read once, only if some back-end is not up to date
                     embeddings = read_vectors(xvector_scp)
-                domain_mean = embeddings[1].astype(np.float64).mean(axis=0)
+                    domain_mean = embeddings[1].astype(np.float64).mean(axis=0)
                 backend = _backend(package, name, domain_mean)
                 cohort, top_n = None, None
                 if name.endswith("asnorm"):
@@ -256,8 +257,6 @@ def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvecto
                 if top_n is not None:
                     info["asnorm_top_n"] = top_n
                 write_scoring_outputs(out, trials, scores, info, title=f"{set_name} {name}")
-        import json
-
         with open(out / "metrics.json", encoding="utf-8") as f:
             results[name] = json.load(f)
     return results
