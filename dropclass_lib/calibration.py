@@ -18,6 +18,7 @@ prior (Bayes threshold ``-logit p_target``) instead of on a development list.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -68,17 +69,77 @@ def check_prior(target_prior: float) -> None:
         raise UserError(f"the target prior must be in (0, 1), got {target_prior}")
 
 
-def train_calibration(scores, labels, target_prior: float = 0.5) -> LinearCalibration:
-    """The prior-weighted logistic-regression calibration of ``scores`` (see the module docstring)."""
+def _prior_weighted_fit(columns: np.ndarray, labels: np.ndarray, target_prior: float,
+                        groups: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """``(coefficients, LLR offset)`` of the prior-weighted logistic regression of ``labels`` on
+    the score ``columns`` (trials x systems). With ``groups`` (a trial-list index per trial), each
+    list weighs the same in total, whatever its size."""
     from sklearn.linear_model import LogisticRegression
 
     check_prior(target_prior)
-    scores, labels = check_scores(scores, labels)
-    n_tar = labels.sum()
-    n_non = labels.size - n_tar
+    groups = np.zeros(labels.size, dtype=int) if groups is None else np.asarray(groups)
+    weight = np.empty(labels.size)
+    names = np.unique(groups)
+    for g in names:
+        sel = groups == g
+        n_tar = labels[sel].sum()
+        n_non = sel.sum() - n_tar
+        if n_tar == 0 or n_non == 0:
+            raise UserError("every development list needs target and non-target trials")
+        weight[sel] = np.where(labels[sel], target_prior / n_tar, (1.0 - target_prior) / n_non) / len(names)
     # Weights summing to the number of trials keep the solver's tolerances on their usual scale.
-    weight = np.where(labels, target_prior / n_tar, (1.0 - target_prior) / n_non) * labels.size
     model = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000)
-    model.fit(scores[:, None], labels.astype(int), sample_weight=weight)
-    slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
-    return LinearCalibration(slope, intercept - logit(target_prior), float(target_prior))
+    model.fit(columns, labels.astype(int), sample_weight=weight * labels.size)
+    return model.coef_[0].astype(np.float64), float(model.intercept_[0]) - logit(target_prior)
+
+
+def train_calibration(scores, labels, target_prior: float = 0.5) -> LinearCalibration:
+    """The prior-weighted logistic-regression calibration of ``scores`` (see the module docstring)."""
+    scores, labels = check_scores(scores, labels)
+    coef, offset = _prior_weighted_fit(scores[:, None], labels, target_prior)
+    return LinearCalibration(float(coef[0]), offset, float(target_prior))
+
+
+@dataclass
+class LinearFusion:
+    """Linear score fusion (FoCal's): ``llr = sum_i weights[i] * scores_i + offset``, with
+    ``components[i]`` the back-end whose scores are ``scores_i``. Trained as the calibration,
+    by prior-weighted logistic regression, so the fused scores are LLRs."""
+
+    components: list[str]
+    weights: list[float]
+    offset: float
+    target_prior: float
+    trained_on: list[str]
+    """The development trial lists, for the record."""
+
+    def apply(self, columns: np.ndarray) -> np.ndarray:
+        """LLRs of ``columns`` (trials x components, in ``components`` order)."""
+        return np.asarray(columns, dtype=np.float64) @ np.asarray(self.weights) + self.offset
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record, path: str | os.PathLike) -> "LinearFusion":
+        keys = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(record, dict) or set(record) != keys:
+            raise InputFileError(path, None, f"not a fusion written by steps/train_fusion.py (keys {', '.join(sorted(keys))})")
+        if len(record["components"]) != len(record["weights"]) or not record["components"]:
+            raise InputFileError(path, None, "components and weights differ in number")
+        return cls([str(c) for c in record["components"]], [float(w) for w in record["weights"]],
+                   float(record["offset"]), float(record["target_prior"]), [str(t) for t in record["trained_on"]])
+
+
+def train_fusion(components: list[str], columns: np.ndarray, labels, groups: np.ndarray,
+                 trained_on: list[str], target_prior: float = 0.5) -> LinearFusion:
+    """The fusion of the score ``columns`` (trials x components) of the development lists
+    ``trained_on`` (``groups``: each trial's list index), each list weighing the same."""
+    columns = np.asarray(columns, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    if columns.ndim != 2 or columns.shape != (labels.size, len(components)):
+        raise UserError(f"fusion: {columns.shape} scores for {labels.size} trials and {len(components)} components")
+    if not np.isfinite(columns).all():
+        raise UserError("fusion: scores must be finite")
+    coef, offset = _prior_weighted_fit(columns, labels, target_prior, groups)
+    return LinearFusion(list(components), coef.tolist(), offset, float(target_prior), list(trained_on))

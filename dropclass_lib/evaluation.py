@@ -11,7 +11,13 @@ Back-ends (``BACKENDS``):
   (AS-norm) against the training speakers' mean embeddings, the top ``asnorm_top_n`` per side;
 * ``plda``: Kaldi's LDA + length norm + two-covariance PLDA, centred on the training mean;
 * ``plda_dm``: the same PLDA, centred on the domain mean instead (Kaldi's in-domain mean
-  re-centring, as in its SRE16 recipe).
+  re-centring, as in its SRE16 recipe);
+* ``stats``: no model at all: cosine between the utterances' cepstral statistics over all frames
+  (:mod:`dropclass_lib.backends.utterance_stats`), after their domain mean;
+* ``fused``: the package's fusion (fusion.yaml, steps/train_fusion.py) of an embedding back-end
+  with ``stats``: a weighted sum of their scores, in log-likelihood ratios.
+
+``stats`` and ``fused`` need the raw features (before VAD and CMN) of the scored utterances.
 
 Each result directory ``OUT/scores_<set>_<backend>`` holds what steps/score_trials.py writes
 (scores, metrics.json, RESULTS, det.png, hist.png) and follows the freshness rule of
@@ -44,7 +50,9 @@ from dropclass_lib.vector_io import iter_scp, read_vectors, write_vectors
 
 log = logging.getLogger("evaluation")
 
-BACKENDS = ("cosine", "cosine_dm", "cosine_dm_asnorm", "plda", "plda_dm")
+BACKENDS = ("cosine", "cosine_dm", "cosine_dm_asnorm", "plda", "plda_dm", "stats", "fused")
+STATS_BACKENDS = ("stats", "fused")
+"""The back-ends that score the utterances' cepstral statistics."""
 DEFAULT_ASNORM_TOP_N = 100
 EMBEDDING_OUTPUTS = ("xvector.scp", "spk_xvector.scp", "num_utts.ark")
 
@@ -177,28 +185,49 @@ def parse_backends(names: str | Sequence[str]) -> list[str]:
 
 def backend_needs(package: ModelPackage, name: str) -> list[Path | None]:
     """The package files back-end ``name`` scores with (None where the package lacks one): PLDA
-    back-ends need plda/, ``cosine`` and AS-norm cohort.npz; ``cosine_dm`` only the model."""
+    back-ends need plda/, ``cosine`` and AS-norm cohort.npz, ``fused`` fusion.yaml and what its
+    components need; ``cosine_dm`` and ``stats`` nothing beyond the model."""
+    if name == "fused":
+        if package.fusion is None:
+            return [None]
+        components = package.fusion_model().components
+        unknown = [c for c in components if c not in BACKENDS or c == "fused"]
+        if unknown:
+            raise InputFileError(package.fusion, None, f"component(s) {', '.join(unknown)} are not back-ends "
+                                 f"it can fuse ({', '.join(b for b in BACKENDS if b != 'fused')})")
+        return [package.fusion, *(p for c in components for p in backend_needs(package, c))]
     if name.startswith("plda"):
         return [package.plda]
-    return [] if name == "cosine_dm" else [package.cohort]
+    return [] if name in ("cosine_dm", "stats") else [package.cohort]
 
 
-def available_backends(package: ModelPackage, names: Iterable[str]) -> list[str]:
-    """Those of ``names`` the package can serve (:func:`backend_needs`)."""
-    return [n for n in names if None not in backend_needs(package, n)]
+def _missing(package: ModelPackage, name: str) -> str:
+    """What the package lacks for ``name``, in words."""
+    if name == "fused" and package.fusion is not None:
+        return "; ".join(_missing(package, c) for c in package.fusion_model().components
+                         if None in backend_needs(package, c))
+    return {"fused": "fusion.yaml", "plda": "plda/", "plda_dm": "plda/"}.get(name, "cohort.npz")
 
 
-def choose_backends(package: ModelPackage, requested: str | None) -> tuple[list[str], str | None]:
+def available_backends(package: ModelPackage, names: Iterable[str], with_stats: bool = False) -> list[str]:
+    """Those of ``names`` the package can serve (:func:`backend_needs`); ``stats`` and ``fused``
+    only ``with_stats`` (the raw features are at hand)."""
+    return [n for n in names if None not in backend_needs(package, n) and (with_stats or n not in STATS_BACKENDS)]
+
+
+def choose_backends(package: ModelPackage, requested: str | None,
+                    with_stats: bool = False) -> tuple[list[str], str | None]:
     """``(back-ends to score, the package's default)``: those of ``requested`` (comma-separated;
-    default: all) that the package serves, the one its scoring.yaml names first; a requested one
-    it cannot serve is skipped with a warning."""
+    default: all) that the package serves (``stats``/``fused`` only ``with_stats``), the one its
+    scoring.yaml names first; a requested one it cannot serve is skipped with a warning."""
     chosen = parse_backends(requested or ",".join(BACKENDS))
-    usable = available_backends(package, chosen)
+    usable = available_backends(package, chosen, with_stats)
     if requested:
         for name in chosen:
             if name not in usable:
-                log.warning("%s: skipping back-end %s (the package has no %s)", package.root, name,
-                            "plda/" if name.startswith("plda") else "cohort.npz")
+                why = ("the raw features are not given" if name in STATS_BACKENDS and not with_stats
+                       else f"the package has no {_missing(package, name)}")
+                log.warning("%s: skipping back-end %s (%s)", package.root, name, why)
     if not usable:
         raise UserError(f"{package.root} serves none of the back-ends {', '.join(chosen)}: "
                         "complete it with steps/make_model_package.py")
@@ -214,48 +243,74 @@ def choose_backends(package: ModelPackage, requested: str | None) -> tuple[list[
     return usable, default
 
 
-def _backend(package: ModelPackage, name: str, domain_mean: np.ndarray):
-    if name.startswith("plda"):
-        plda = PldaBackend.load(package.plda)
-        return dataclasses.replace(plda, mean=domain_mean) if name == "plda_dm" else plda
-    if name == "cosine":
-        return CosineBackend(package.cohort_arrays()[2])
-    return CosineBackend(domain_mean)
+class _Scorer:
+    """Scores one trial list by any back-end, reading the embeddings and statistics once, and
+    only when some back-end's outputs are not up to date."""
+
+    def __init__(self, package: ModelPackage, trials, trials_path, xvector_scp, stats_scp):
+        self.package, self.trials, self.trials_path = package, trials, trials_path
+        self.sources = {"embeddings": xvector_scp, "stats": stats_scp}
+        self._vectors: dict[str, tuple] = {}
+
+    def vectors(self, kind: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """``(keys, matrix, domain mean)`` of the embeddings or the statistics."""
+        if kind not in self._vectors:
+            keys, matrix = read_vectors(self.sources[kind])
+            self._vectors[kind] = (keys, matrix, matrix.astype(np.float64).mean(axis=0))
+        return self._vectors[kind]
+
+    def scores(self, name: str, asnorm_top_n: int) -> tuple[np.ndarray, dict]:
+        """``(scores in trial order, what metrics.json records of how they were made)``."""
+        if name == "fused":
+            fusion = self.package.fusion_model()
+            columns = np.stack([self.scores(c, asnorm_top_n)[0] for c in fusion.components], axis=1)
+            return fusion.apply(columns), {"fusion": str(self.package.fusion), "components": fusion.components}
+        kind = "stats" if name == "stats" else "embeddings"
+        keys, matrix, domain_mean = self.vectors(kind)
+        package, cohort, top_n = self.package, None, None
+        if name.startswith("plda"):
+            backend = PldaBackend.load(package.plda)
+            if name == "plda_dm":
+                backend = dataclasses.replace(backend, mean=domain_mean)
+        else:
+            backend = CosineBackend(package.cohort_arrays()[2] if name == "cosine" else domain_mean)
+        if name.endswith("asnorm"):
+            cohort = package.cohort_arrays()[1]
+            top_n = min(asnorm_top_n, len(cohort))
+        source = str(self.sources[kind])
+        scores = score_trial_list(backend, self.trials, self.trials_path, (keys, matrix), (keys, matrix),
+                                  source, source, cohort=cohort, top_n=top_n)
+        return scores, {"enrol_scp": source, "test_scp": source, **({} if top_n is None else {"asnorm_top_n": top_n})}
 
 
 def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvector_scp: str | os.PathLike,
                    out_root: str | os.PathLike, set_name: str, backends: Sequence[str],
-                   asnorm_top_n: int = DEFAULT_ASNORM_TOP_N) -> dict[str, dict]:
-    """Score ``trials_path`` with the embeddings of ``xvector_scp`` by each back-end; returns
-    ``{backend: metrics}``. The domain mean is the mean of all embeddings in ``xvector_scp``."""
+                   asnorm_top_n: int = DEFAULT_ASNORM_TOP_N,
+                   stats_scp: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Score ``trials_path`` with the embeddings of ``xvector_scp`` (``stats`` and ``fused``: and
+    the statistics of ``stats_scp``) by each back-end; returns ``{backend: metrics}``. The domain
+    mean is the mean of all vectors of the scp."""
     if asnorm_top_n < 1:
         raise UserError(f"the AS-norm top-N must be >= 1, got {asnorm_top_n}")
+    needs_stats = [n for n in backends if n in STATS_BACKENDS]
+    if needs_stats and stats_scp is None:
+        raise UserError(f"back-end(s) {', '.join(needs_stats)} need the utterances' statistics (the raw features)")
     trials = read_trials(trials_path)
-    embeddings = domain_mean = None
+    scorer = _Scorer(package, trials, trials_path, xvector_scp, stats_scp)
     results = {}
     for name in backends:
-        model_inputs = [package.model, *backend_needs(package, name)]
+        uses = ([stats_scp] if name in STATS_BACKENDS else []) + ([] if name == "stats" else [xvector_scp])
+        inputs = [trials_path, *(p for scp in uses for p in (scp, *provenance.scp_archives(scp))),
+                  *([] if name == "stats" else [package.model]), *backend_needs(package, name)]
         out = Path(out_root) / f"scores_{set_name}_{name}"
+        components = package.fusion_model().components if name == "fused" else [name]
         settings = {"backend": name, "trial_set": set_name,
-                    "asnorm_top_n": asnorm_top_n if name.endswith("asnorm") else None}
-        with provenance.stage(out, settings, [trials_path, xvector_scp, *provenance.scp_archives(xvector_scp),
-                                              *model_inputs],
-                              outputs=("metrics.json", "scores"), what=f"scores {out}") as st:
+                    "asnorm_top_n": asnorm_top_n if any(c.endswith("asnorm") for c in components) else None}
+        with provenance.stage(out, settings, inputs, outputs=("metrics.json", "scores"), what=f"scores {out}") as st:
             if not st.fresh:
-                if embeddings is None:  # read once, only if some back-end is not up to date
-                    embeddings = read_vectors(xvector_scp)
-                    domain_mean = embeddings[1].astype(np.float64).mean(axis=0)
-                backend = _backend(package, name, domain_mean)
-                cohort, top_n = None, None
-                if name.endswith("asnorm"):
-                    cohort = package.cohort_arrays()[1]
-                    top_n = min(asnorm_top_n, len(cohort))
-                scores = score_trial_list(backend, trials, trials_path, embeddings, embeddings,
-                                          str(xvector_scp), str(xvector_scp), cohort=cohort, top_n=top_n)
-                info = {"backend": name, "trial_set": set_name, "trials": str(trials_path),
-                        "enrol_scp": str(xvector_scp), "test_scp": str(xvector_scp), "model": str(package.model)}
-                if top_n is not None:
-                    info["asnorm_top_n"] = top_n
+                scores, how = scorer.scores(name, asnorm_top_n)
+                info = {"backend": name, "trial_set": set_name, "trials": str(trials_path), **how,
+                        **({} if name == "stats" else {"model": str(package.model)})}
                 write_scoring_outputs(out, trials, scores, info, title=f"{set_name} {name}")
         with open(out / "metrics.json", encoding="utf-8") as f:
             results[name] = json.load(f)

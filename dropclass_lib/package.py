@@ -9,6 +9,9 @@
                         AS-norm cohort and the centring of the ``cosine`` back-end (optional)
     DIR/scoring.yaml    ``backend``: the back-end to report first, ``asnorm_top_n`` (optional;
                         a recipe writes the one it chose on development data)
+    DIR/fusion.yaml     the weights of the ``fused`` back-end: one embedding back-end's scores
+                        fused with those of the utterances' cepstral statistics, trained on
+                        development lists by steps/train_fusion.py (optional)
 
 Every recipe writes one per trained system (:func:`write_frontend`, then
 steps/make_model_package.py adds the back-ends); steps/score_corpus.py, steps/evaluate_model.py
@@ -32,6 +35,7 @@ FRONTEND_FILE = "frontend.yaml"
 PLDA_FILE = Path("plda") / "plda.npz"
 COHORT_FILE = "cohort.npz"
 SCORING_FILE = "scoring.yaml"
+FUSION_FILE = "fusion.yaml"
 FRONTEND_KEYS = ("feats", "vad", "cmn_window")
 
 
@@ -43,6 +47,15 @@ class ModelPackage:
     plda: Path | None
     cohort: Path | None
     scoring: dict
+    fusion: Path | None = None
+
+    def fusion_model(self):
+        """The :class:`~dropclass_lib.calibration.LinearFusion` of ``fusion.yaml``."""
+        from dropclass_lib.calibration import LinearFusion
+
+        if self.fusion is None:
+            raise UserError(f"{self.root} has no {FUSION_FILE} (train one with steps/train_fusion.py)")
+        return LinearFusion.from_record(_read_yaml_mapping(self.fusion, "a fusion"), self.fusion)
 
     def cohort_arrays(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """``(speaker ids, speaker mean embeddings, training mean)`` of ``cohort.npz``."""
@@ -86,9 +99,9 @@ def open_package(path: str | os.PathLike) -> ModelPackage:
     if missing:
         raise InputFileError(front_path, None, f"missing key(s) {', '.join(missing)}")
     scoring = _read_yaml_mapping(root / SCORING_FILE, "backend, asnorm_top_n") if (root / SCORING_FILE).is_file() else {}
-    plda, cohort = root / PLDA_FILE, root / COHORT_FILE
+    plda, cohort, fusion = root / PLDA_FILE, root / COHORT_FILE, root / FUSION_FILE
     return ModelPackage(root, model, frontend, plda if plda.is_file() else None,
-                        cohort if cohort.is_file() else None, scoring)
+                        cohort if cohort.is_file() else None, scoring, fusion if fusion.is_file() else None)
 
 
 def frontend_record(feats_config: str | os.PathLike, vad_conf: str | os.PathLike, cmn_window: int) -> dict:

@@ -23,58 +23,17 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from dropclass_lib.backends.trial_scoring import write_scoring_outputs
+from dropclass_lib.backends.trial_scoring import read_score_dir, write_scoring_outputs
 from dropclass_lib.calibration import LinearCalibration, check_prior, train_calibration
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.dirlock import lock_output_dirs
-from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.tables import iter_lines
-from dropclass_lib.trials import Trials, read_trials
+from dropclass_lib.errors import UserError
 
 log = logging.getLogger("calibrate_scores")
-
-
-def read_score_dir(score_dir: Path) -> tuple[Trials, np.ndarray, dict]:
-    """``(trials with labels, scores in trial order, metrics.json)`` of a scoring directory."""
-    metrics_path, scores_path = score_dir / "metrics.json", score_dir / "scores"
-    for path in (metrics_path, scores_path):
-        if not path.is_file():
-            raise UserError(f"{path} does not exist (score the trials with steps/score_trials.py first)")
-    try:
-        info = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise InputFileError(metrics_path, None, f"not JSON ({err})") from None
-    if not info.get("trials"):
-        raise InputFileError(metrics_path, None, "names no trial list (\"trials\"), so the labels are unknown")
-    trials_path = Path(info["trials"])
-    if not trials_path.is_file():
-        raise InputFileError(metrics_path, None, f"its trial list {trials_path} does not exist (relative paths are "
-                             "read from the directory the scoring ran in: run this step from there)")
-    trials = read_trials(trials_path)
-    scores = np.empty(len(trials))
-    n = 0
-    for lineno, line in iter_lines(scores_path):
-        parts = line.split()
-        if n >= len(trials):
-            raise InputFileError(scores_path, lineno, f"more scores than the {len(trials)} trials of {trials_path}", line)
-        if len(parts) != 3 or (parts[0], parts[1]) != (trials.enrol[n], trials.test[n]):
-            raise InputFileError(scores_path, lineno, f"expected 'enrol test score' for trial {n + 1} of {trials_path} "
-                                 f"({trials.enrol[n]} {trials.test[n]})", line)
-        try:
-            scores[n] = float(parts[2])
-        except ValueError:
-            raise InputFileError(scores_path, lineno, f"score {parts[2]!r} is not a number", line) from None
-        n += 1
-    if n != len(trials):
-        raise InputFileError(scores_path, None, f"{n} scores for the {len(trials)} trials of {trials_path}")
-    return trials, scores, info
 
 
 def main(argv: Sequence[str] | None = None) -> int:

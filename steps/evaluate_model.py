@@ -13,7 +13,11 @@ steps/make_results_table.py gathers. Back-ends (see dropclass_lib/evaluation.py)
   cosine_dm_asnorm  cosine_dm + AS-norm against the training speakers (--asnorm-top-n)
   plda              LDA + PLDA, training mean
   plda_dm           LDA + PLDA centred on the domain mean
-Back-ends the package cannot serve (no plda/ or cohort.npz) are skipped with a message.
+  stats             no model: cosine of the utterances' cepstral statistics (needs --raw-data)
+  fused             the package's fusion.yaml of an embedding back-end with stats (--raw-data)
+Back-ends the package cannot serve (no plda/, cohort.npz or fusion.yaml; stats and fused without
+--raw-data) are skipped with a message. With --raw-data the statistics go to
+OUT_DIR/stats_<set>/stats.scp.
 Everything is redone only when its inputs or settings changed. --nj N embeds in N jobs, --cmd CMD
 runs them through a job runner (utils/run.sh, utils/slurm.sh), as steps/extract_embeddings.py.
 
@@ -29,9 +33,12 @@ from pathlib import Path
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.errors import UserError
-from dropclass_lib.evaluation import BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir, score_data_dir
+from dropclass_lib.backends.utterance_stats import stats_data_dir
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, STATS_BACKENDS, choose_backends, embed_data_dir,
+                                      score_data_dir)
 from dropclass_lib.package import open_package
 from dropclass_lib.parallel import Dispatch, add_dispatch_options
+from dropclass_lib.tables import read_kv
 
 log = logging.getLogger("evaluate_model")
 
@@ -44,6 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--set-name", help="name of the trial set in the outputs (default: DATA_DIR's name)")
     p.add_argument("--trials", help="trial list (default DATA_DIR/trials), e.g. one of several lists on one data dir")
     p.add_argument("--emb-dir", help="where the embeddings go (default OUT_DIR/xvectors_<set>)")
+    p.add_argument("--raw-data", help="data dir with the raw features (before VAD and CMN) of DATA_DIR's "
+                   "utterances, for the stats and fused back-ends (e.g. data/test for data/test_no_sil)")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--nj", type=int, default=1, help="parallel jobs for the embeddings (one CPU thread each)")
     add_dispatch_options(p)
@@ -64,10 +73,13 @@ def main(argv=None) -> int:
     if dispatch.is_job:  # one job of the embeddings, dispatched by --cmd: nothing else
         embed_data_dir(package.model, data, emb_dir, device=args.device, nj=args.nj, dispatch=dispatch)
         return 0
-    usable, _ = choose_backends(package, args.backends)
+    usable, _ = choose_backends(package, args.backends, with_stats=args.raw_data is not None)
     scp = embed_data_dir(package.model, data, emb_dir, device=args.device, nj=args.nj, dispatch=dispatch)
+    stats_scp = None
+    if any(name in STATS_BACKENDS for name in usable):
+        stats_scp = stats_data_dir(args.raw_data, out / f"stats_{set_name}", set(read_kv(data / "feats.scp")))
     top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
-    for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n).items():
+    for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n, stats_scp).items():
         print(f"{set_name} {name} EER {m['eer']:.2f}% minDCF@0.01 {m['min_dcf_0.01']:.4f}")
     return 0
 

@@ -36,13 +36,14 @@ import numpy as np
 import soundfile
 
 from dropclass_lib.atomic import atomic_open
+from dropclass_lib.backends.utterance_stats import stats_data_dir
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
 from dropclass_lib.config import from_dict, load_config
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir,
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, STATS_BACKENDS, choose_backends, embed_data_dir,
                                       score_data_dir)
 from dropclass_lib.features import CONFIG_TYPES, FeatConfig, config_feat_type, make_features
 from dropclass_lib.package import FRONTEND_FILE, ModelPackage, open_package
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out_dir)
     package = open_package(args.model)
-    backends, default = choose_backends(package, args.backends)
+    backends, default = choose_backends(package, args.backends, with_stats=True)
     try:
         pattern = re.compile(args.spk_from_filename) if args.spk_from_filename else None
     except re.error as err:
@@ -272,7 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{len(dropped)} utterance(s) of the trials have no voiced frame, e.g. {dropped[0]!r}: "
                             "they cannot be scored (lower the VAD threshold with --vad-conf, or remove them from the trials)")
         scp = embed_data_dir(package.model, data_no_sil, out / "xvectors", device=args.device)
-        results = score_data_dir(package, data / "trials", scp, out, set_name, backends, top_n)
+        stats_scp = None
+        if any(name in STATS_BACKENDS for name in backends):
+            stats_scp = stats_data_dir(data, out / "stats", set(read_kv(data_no_sil / "feats.scp")))
+        results = score_data_dir(package, data / "trials", scp, out, set_name, backends, top_n, stats_scp)
         lines = [f"{name} {m['eer']:.2f} {m['min_dcf_0.01']:.4f} {m['min_dcf_0.001']:.4f}"
                  + (" default" if name == default else "") for name, m in ((n, results[n]) for n in backends)]
         with atomic_open(out / "results.txt", "w", encoding="utf-8") as f:

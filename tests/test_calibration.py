@@ -12,7 +12,7 @@ from scipy.optimize import minimize
 
 from conftest import run_cli
 from dropclass_lib.backends.trial_scoring import write_scoring_outputs
-from dropclass_lib.calibration import LinearCalibration, train_calibration
+from dropclass_lib.calibration import LinearCalibration, train_calibration, train_fusion
 from dropclass_lib.errors import UserError
 from dropclass_lib.metrics import compute_cllr, compute_eer, compute_min_cllr, pav_llrs
 from dropclass_lib.trials import Trials, write_trials
@@ -87,6 +87,33 @@ def test_calibration_minimises_the_prior_weighted_cross_entropy(prior):
     assert cal.target_prior == prior
     assert (cal.slope, cal.offset) == pytest.approx(tuple(direct), abs=2e-4)
     assert cal.slope == pytest.approx(1 / 0.3, rel=0.15) and cal.offset == pytest.approx(1.2 / 0.3, rel=0.15)
+
+
+def test_fusion_recovers_the_llr_of_two_independent_systems():
+    """Two systems with independent Gaussian scores, target ~ N(m_i, 1), non-target ~ N(0, 1):
+    the joint LLR is m_1 s_1 + m_2 s_2 - (m_1^2 + m_2^2) / 2, which the fusion must find."""
+    rng = np.random.default_rng(7)
+    m = np.array([2.0, 0.7])
+    n_tar, n_non = 4000, 20000
+    labels = np.arange(n_tar + n_non) < n_tar
+    scores = rng.standard_normal((labels.size, 2)) + np.where(labels[:, None], m, 0.0)
+    fusion = train_fusion(["a", "b"], scores, labels, np.zeros(labels.size, int), ["dev"])
+    # standard error of each weight about 0.02 here
+    np.testing.assert_allclose(fusion.weights, m, atol=0.08)
+    assert fusion.offset == pytest.approx(-(m @ m) / 2, abs=0.15)
+    assert fusion.apply(scores[:2]) == pytest.approx(scores[:2] @ np.array(fusion.weights) + fusion.offset)
+    # each list weighs the same whatever its size: a list a quarter the size (of scores scaled by
+    # 2) counts as if it were repeated four times
+    quarter = np.r_[rng.choice(n_tar, n_tar // 4, replace=False), n_tar + rng.choice(n_non, n_non // 4, replace=False)]
+    small, small_labels = 2 * scores[quarter], labels[quarter]
+    grouped = train_fusion(["a", "b"], np.r_[scores, small], np.r_[labels, small_labels],
+                           np.r_[np.zeros(labels.size, int), np.ones(small_labels.size, int)], ["one", "two"])
+    repeated = train_fusion(["a", "b"], np.r_[scores, np.tile(small, (4, 1))], np.r_[labels, np.tile(small_labels, 4)],
+                            np.zeros(labels.size + 4 * small_labels.size, int), ["one+two"])
+    np.testing.assert_allclose(grouped.weights, repeated.weights, rtol=1e-4)
+    assert grouped.offset == pytest.approx(repeated.offset, abs=1e-4)
+    with pytest.raises(UserError, match="target and non-target"):
+        train_fusion(["a", "b"], scores[:10], labels[:10], np.zeros(10, int), ["dev"])
 
 
 def test_calibration_lowers_cllr_on_a_miscalibrated_list():

@@ -12,7 +12,7 @@ import yaml
 
 from dropclass_lib.backends.cosine import length_norm
 from dropclass_lib.errors import UserError
-from dropclass_lib.evaluation import BACKENDS
+from dropclass_lib.evaluation import BACKENDS, STATS_BACKENDS
 from dropclass_lib.heads import build_head
 from dropclass_lib.model_io import save_model
 from dropclass_lib.models import build_extractor
@@ -65,7 +65,9 @@ def test_package_then_every_backend(setup):
 
     out = tmp / "eval"
     assert evaluate_step.main(["--set-name", "t", "--asnorm-top-n", "5", str(pkg / "final.pt"), str(test), str(out)]) == 0
-    metrics = {b: json.loads((out / f"scores_t_{b}" / "metrics.json").read_text()) for b in BACKENDS}
+    metrics = {b: json.loads((out / f"scores_t_{b}" / "metrics.json").read_text())
+               for b in BACKENDS if b not in STATS_BACKENDS}
+    assert not any((out / f"scores_t_{b}").exists() for b in STATS_BACKENDS)  # no raw features given
     assert all(m["trial_set"] == "t" and m["backend"] == b for b, m in metrics.items())
     assert metrics["cosine_dm_asnorm"]["asnorm_top_n"] == 5
     # cosine_dm from its definition: cosine after the mean of the scored set's embeddings
@@ -103,6 +105,60 @@ def test_rerun_keeps_everything_and_a_change_redoes_only_what_depends_on_it(setu
     (test / "trials").write_text("\n".join(lines[:30]) + "\n")
     assert evaluate_step.main(args) == 0
     assert json.loads((out / "scores_test_cosine" / "metrics.json").read_text())["num_trials"] == 30
+
+
+def read_scores(score_dir):
+    return np.array([float(line.split()[2]) for line in (score_dir / "scores").read_text().splitlines()])
+
+
+def test_stats_and_fused_backends(setup):
+    tmp, train, test, pkg, front = setup
+    make_package(tmp, train, pkg, front)
+    (test / "feats_config.yaml").write_text("feat_type: fbank\nnum_mel_bins: 6\n")
+    out = tmp / "eval"
+    args = ["--backends", "cosine_dm,plda_dm,stats,fused", "--set-name", "t", "--raw-data", str(test),
+            str(pkg), str(test), str(out)]
+    assert evaluate_step.main(args) == 0
+    assert not (out / "scores_t_fused").exists()  # no fusion.yaml yet: skipped
+    # stats from their definition: mean and std over frames of the liftered orthonormal DCT of
+    # the filterbank (all 6 bins here), cosine after the set's mean
+    from scipy.fft import dct
+    from dropclass_lib.kaldi_analysis import lifter_coefficients
+    from dropclass_lib.vector_io import iter_scp
+    stats = {}
+    for _, utt, m, _ in iter_scp(test / "feats.scp"):
+        c = dct(m.astype(np.float64), type=2, norm="ortho", axis=1) * lifter_coefficients(6, 22.0)
+        stats[utt] = np.concatenate([c.mean(0), c.std(0)])
+    keys = sorted(stats)
+    x = np.stack([stats[k] for k in keys])
+    y = length_norm(x - x.mean(0))
+    idx = {k: i for i, k in enumerate(keys)}
+    trials = [line.split() for line in (test / "trials").read_text().splitlines()]
+    expected = [y[idx[a]] @ y[idx[b]] for a, b, _ in trials]
+    np.testing.assert_allclose(read_scores(out / "scores_t_stats"), expected, atol=1e-5)
+
+    fusion_step = load_script("steps/train_fusion.py")
+    assert fusion_step.main(["--components", "cosine_dm,plda_dm,stats", "--dev", str(out), "t", str(pkg)]) == 0
+    fusion = yaml.safe_load((pkg / "fusion.yaml").read_text())
+    assert fusion["components"] == ["cosine_dm", "plda_dm", "stats"] and fusion["trained_on"] == [f"{out}:t"]
+    parts = {b: out / f"scores_t_{b}" / "metrics.json" for b in ("cosine_dm", "plda_dm", "stats")}
+    times = {b: f.stat().st_mtime_ns for b, f in parts.items()}
+    assert evaluate_step.main(args) == 0
+    columns = np.stack([read_scores(out / f"scores_t_{b}") for b in fusion["components"]], axis=1)
+    np.testing.assert_allclose(read_scores(out / "scores_t_fused"),
+                               columns @ np.array(fusion["weights"]) + fusion["offset"], atol=1e-4)
+    assert {b: f.stat().st_mtime_ns for b, f in parts.items()} == times  # the components are not redone
+    # a fusion of other components replaces the old one, and the fused scores are redone
+    assert fusion_step.main(["--components", "cosine_dm,stats", "--dev", str(out), "t", str(pkg)]) == 0
+    assert evaluate_step.main(args) == 0
+    fusion = yaml.safe_load((pkg / "fusion.yaml").read_text())
+    columns = np.stack([read_scores(out / f"scores_t_{b}") for b in ("cosine_dm", "stats")], axis=1)
+    np.testing.assert_allclose(read_scores(out / "scores_t_fused"),
+                               columns @ np.array(fusion["weights"]) + fusion["offset"], atol=1e-4)
+    with pytest.raises(UserError, match="two or more distinct back-ends"):
+        fusion_step.main(["--components", "stats", "--dev", str(out), "t", str(pkg)])
+    with pytest.raises(UserError, match="does not exist"):
+        fusion_step.main(["--components", "cosine,stats", "--dev", str(out), "t", str(pkg)])
 
 
 def test_package_errors_are_one_line(setup, tmp_path):

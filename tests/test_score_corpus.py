@@ -148,7 +148,8 @@ def test_end_to_end_scores_match_the_model(tmp_path, audio_folder):
     trials.write_text("alice/w0.flac alice/w1.flac target\nalice/w0.flac bob/w1.flac nontarget\n"
                       "bob/w0 bob/w2 target\nbob/w0 carol/w2 nontarget\ncarol/w0 carol/w1 target\ncarol/w0 alice/w2 nontarget\n")
     out = tmp_path / "out"
-    # A package of final.pt and frontend.yaml only serves cosine_dm (centred on the scored set).
+    # A package of final.pt and frontend.yaml serves cosine_dm (centred on the scored set) and the
+    # model-free stats.
     proc = _run("--model", model_dir / "final.pt", "--nj", 1, audio_folder, trials, out)
     assert proc.stdout.startswith("# backend EER%")
 
@@ -174,7 +175,7 @@ def test_end_to_end_scores_match_the_model(tmp_path, audio_folder):
     assert len(lines) == 6
     _cosines(emb, lines, domain_mean)
     results = [line.split() for line in (out / "results.txt").read_text().splitlines()[1:]]
-    assert [r[0] for r in results] == ["cosine_dm"] and len(results[0]) == 4  # no default back-end named
+    assert [r[0] for r in results] == ["cosine_dm", "stats"] and len(results[0]) == 4  # no default back-end named
     assert 0.0 <= float(results[0][1]) <= 100.0
 
     # The package completed with a cohort, a PLDA and a default back-end: the second run, given the
@@ -192,7 +193,7 @@ def test_end_to_end_scores_match_the_model(tmp_path, audio_folder):
     _run("--model", model_dir, "--nj", 1, audio_folder, trials, out)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     results = [line.split() for line in (out / "results.txt").read_text().splitlines()[1:]]
-    assert [r[0] for r in results] == ["plda", "cosine", "cosine_dm", "cosine_dm_asnorm", "plda_dm"]
+    assert [r[0] for r in results] == ["plda", "cosine", "cosine_dm", "cosine_dm_asnorm", "plda_dm", "stats"]
     assert results[0][-1] == "default" and all(len(r) == 4 for r in results[1:])
     assert len(_score_lines(out / "scores_out_plda" / "scores")) == 6
     _cosines(emb, _score_lines(out / "scores_out_cosine" / "scores"), train_mean)

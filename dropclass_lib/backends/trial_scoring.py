@@ -20,11 +20,11 @@ import numpy as np
 from dropclass_lib.atomic import atomic_open
 from dropclass_lib.backends.score_norm import cohort_stats, s_norm
 from dropclass_lib.backends.scoring import pair_scores
-from dropclass_lib.errors import InputFileError
+from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.metrics import calibration_metrics, compute_metrics, error_rates, results_line
 from dropclass_lib.plots import plot_det, plot_score_histogram
 from dropclass_lib.tables import iter_lines
-from dropclass_lib.trials import Trials
+from dropclass_lib.trials import Trials, read_trials
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +97,39 @@ def write_scoring_outputs(out_dir: str | os.PathLike, trials: Trials, scores: np
         f.write(line + "\n")
     log.info("%s: %s", out_dir, line)
     return metrics
+
+
+def read_score_dir(score_dir: Path) -> tuple[Trials, np.ndarray, dict]:
+    """``(trials with labels, scores in trial order, metrics.json)`` of a scoring directory."""
+    metrics_path, scores_path = score_dir / "metrics.json", score_dir / "scores"
+    for path in (metrics_path, scores_path):
+        if not path.is_file():
+            raise UserError(f"{path} does not exist (score the trials with steps/score_trials.py first)")
+    try:
+        info = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise InputFileError(metrics_path, None, f"not JSON ({err})") from None
+    if not info.get("trials"):
+        raise InputFileError(metrics_path, None, "names no trial list (\"trials\"), so the labels are unknown")
+    trials_path = Path(info["trials"])
+    if not trials_path.is_file():
+        raise InputFileError(metrics_path, None, f"its trial list {trials_path} does not exist (relative paths are "
+                             "read from the directory the scoring ran in: run this step from there)")
+    trials = read_trials(trials_path)
+    scores = np.empty(len(trials))
+    n = 0
+    for lineno, line in iter_lines(scores_path):
+        parts = line.split()
+        if n >= len(trials):
+            raise InputFileError(scores_path, lineno, f"more scores than the {len(trials)} trials of {trials_path}", line)
+        if len(parts) != 3 or (parts[0], parts[1]) != (trials.enrol[n], trials.test[n]):
+            raise InputFileError(scores_path, lineno, f"expected 'enrol test score' for trial {n + 1} of {trials_path} "
+                                 f"({trials.enrol[n]} {trials.test[n]})", line)
+        try:
+            scores[n] = float(parts[2])
+        except ValueError:
+            raise InputFileError(scores_path, lineno, f"score {parts[2]!r} is not a number", line) from None
+        n += 1
+    if n != len(trials):
+        raise InputFileError(scores_path, None, f"{n} scores for the {len(trials)} trials of {trials_path}")
+    return trials, scores, info

@@ -37,7 +37,8 @@ min_frames=30              # voiced frames an utterance needs to be used for tra
 min_utts_per_spk=8         # training speakers with fewer utterances are dropped
 lda_dim=128                # LDA dimension before PLDA (capped at training speakers - 1)
 cmn_window=300             # sliding CMN window, frames
-backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm
+backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm,stats,fused
+fusion_components=cosine_dm,plda_dm,stats  # what the fused back-end fuses (chosen on development trials: RESULTS.md)
 asnorm_top_n=100
 train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
 augment=false              # true: train on augmented copies too (worse on development trials at this budget: RESULTS.md)
@@ -53,7 +54,9 @@ Stages:
      noise and babble from the training audio itself (--augment-conf); their features
   3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines
   4  DropAdapt of the pooled baseline towards each test set's enrolment utterances (no labels)
-  5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores
+  5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores; the fusion of
+     each package (--fusion-components), trained on the development lists of the held-out corpora
+     it is not tested on: a loco model's on the other two corpora's, a pooled model's on all three
   6  RESULTS.md (pooled, loco test, loco development) and exp/TAG/best: the pooled model of the
      configuration and back-end with the lowest mean loco development EER
 Options (default):
@@ -63,6 +66,7 @@ Options (default):
   --augment-conf FILE ($augment_conf)  --speeds \"F ...\" ($speeds)
   --train-conf FILE ($train_conf)  --dropclass-conf FILE ($dropclass_conf)  --dropadapt-conf FILE ($dropadapt_conf)
   --systems \"S ...\" ($systems)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
+  --fusion-components LIST ($fusion_components)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
   --cmn-window N ($cmn_window)  --train-jobs N ($train_jobs)
   --augment true|false ($augment)  --tag NAME ($tag)"
@@ -125,9 +129,9 @@ fi
 
 # features, VAD, CMN + silence removal: DIR -> DIR_no_sil
 front_end() {
-  steps/make_features.py --nj "$nj" --config "$feat_conf" $data/$1 $feats/$1
-  steps/compute_vad.py --nj "$nj" --config "$vad_conf" $data/$1 $feats/$1
-  steps/prepare_feats_for_egs.py --nj "$nj" --cmn-window "$cmn_window" $data/$1 $data/${1}_no_sil $feats/$1
+  steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$feat_conf" $data/$1 $feats/$1
+  steps/compute_vad.py --nj "$nj" --cmd "$train_cmd" --config "$vad_conf" $data/$1 $feats/$1
+  steps/prepare_feats_for_egs.py --nj "$nj" --cmd "$train_cmd" --cmn-window "$cmn_window" $data/$1 $data/${1}_no_sil $feats/$1
 }
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -137,7 +141,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     for part in train test; do
       set_name=${c}_test; [ $part = test ] || set_name=${c}_dev
       utils/copy_data_dir.py $data/${c}_$part $data/${c}_${part}_mfcc
-      steps/make_features.py --nj "$nj" --config "$floor_feat_conf" $data/${c}_${part}_mfcc $feats/${c}_${part}_mfcc
+      steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$floor_feat_conf" $data/${c}_${part}_mfcc $feats/${c}_${part}_mfcc
       outs="$exp/$tag $exp/${tag}_loco"; [ $part = test ] || outs=$exp/${tag}_loco_dev
       for out in $outs; do
         steps/score_mfcc_floor.py --use-vad false --set-name $set_name $data/${c}_${part}_mfcc $out/mfcc_floor/scores_$set_name
@@ -157,8 +161,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && $augment; then
     # about one augmented copy per clean utterance, of a random kind (as Kaldi's v2 recipe keeps 1M of 4M)
     steps/augment_data_dir.py --config "$augment_conf" --set num_aug_utts=$(wc -l < $data/${c}_train/utt2spk) \
       $data/${c}_train $data/${c}_train_aug
-    steps/make_features.py --nj "$nj" --config "$feat_conf" $data/${c}_train_aug $feats/${c}_train_aug
-    steps/prepare_feats_for_egs.py --nj "$nj" --cmn-window "$cmn_window" $data/${c}_train_aug $data/${c}_train_aug_no_sil $feats/${c}_train_aug
+    steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$feat_conf" $data/${c}_train_aug $feats/${c}_train_aug
+    steps/prepare_feats_for_egs.py --nj "$nj" --cmd "$train_cmd" --cmn-window "$cmn_window" $data/${c}_train_aug $data/${c}_train_aug_no_sil $feats/${c}_train_aug
     # shellcheck disable=SC2086
     utils/combine_data.py $data/${c}_train_augmented_no_sil $parts $data/${c}_train_aug_no_sil
   done
@@ -213,33 +217,57 @@ package() {  # MODEL_DIR POOL
   steps/make_model_package.py --frontend-data $data/asc_train --vad-conf "$vad_conf" --cmn-window "$cmn_window" \
     --lda-dim "$lda_dim" --asnorm-top-n "$asnorm_top_n" $1 $data/train_${2}_clean
 }
-evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR
-  steps/evaluate_model.py --backends "$backends" --asnorm-top-n "$asnorm_top_n" --set-name $3 \
-    --emb-dir $1/xvectors_$3 $1 $data/$2 $4
+evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR: DATA's raw features give the statistics, DATA_no_sil the embeddings
+  steps/evaluate_model.py --nj "$nj" --cmd "$train_cmd" --backends "$backends" --asnorm-top-n "$asnorm_top_n" \
+    --set-name $3 --emb-dir $1/xvectors_$3 --raw-data $data/$2 $1 $data/${2}_no_sil $4
 }
-
-evaluate_loco() {  # CORPUS SEED: the model trained without CORPUS, on its test and development trials
-  local mdir=$exp/${tag}_loco/models/no_$1/seed$2
-  package $mdir no_$1
-  evaluate $mdir ${1}_test_no_sil ${1}_test $exp/${tag}_loco/baseline/seed$2
-  evaluate $mdir ${1}_train_no_sil ${1}_dev $exp/${tag}_loco_dev/baseline/seed$2
+# the fusion of MODEL_DIR trained on the loco development lists of CORPUS...
+fuse() {  # MODEL_DIR SEED CORPUS...
+  local mdir=$1 seed=$2 devs=() c
+  shift 2
+  for c in "$@"; do devs+=(--dev $exp/${tag}_loco_dev/baseline/seed$seed ${c}_dev); done
+  steps/train_fusion.py --components "$fusion_components" "${devs[@]}" $mdir
+}
+pooled_models() {  # SEED: the pooled model directories
+  local system c
+  for system in $systems; do
+    if [ $system = dropadapt ]; then
+      for c in $corpora; do echo $exp/$tag/dropadapt_models/${c}_seed$1; done
+    else
+      echo $exp/$tag/$system/seed$1
+    fi
+  done
+}
+evaluate_pooled() {  # SEED
+  local system c mdir
+  for system in $systems; do
+    for c in $corpora; do
+      if [ $system = dropadapt ]; then mdir=$exp/$tag/dropadapt_models/${c}_seed$1; else mdir=$exp/$tag/$system/seed$1; fi
+      evaluate $mdir ${c}_test ${c}_test $exp/$tag/$system/seed$1
+    done
+  done
 }
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for seed in $seed_list; do
-    for system in $systems; do
-      for c in $corpora; do
-        if [ $system = dropadapt ]; then mdir=$exp/$tag/dropadapt_models/${c}_seed$seed; else mdir=$exp/$tag/$system/seed$seed; fi
-        # a pooled model serves all three test sets: its package is made once, by the first
-        if [ $system = dropadapt ] || [ $c = asc ]; then package $mdir all; fi
-        in_background evaluate $mdir ${c}_test_no_sil ${c}_test $exp/$tag/$system/seed$seed
-      done
-      wait_background
+    # the loco models first: their development lists train every fusion
+    for c in $corpora; do
+      package $exp/${tag}_loco/models/no_$c/seed$seed no_$c
+      evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
     done
     for c in $corpora; do
-      in_background evaluate_loco $c $seed
+      # shellcheck disable=SC2046
+      fuse $exp/${tag}_loco/models/no_$c/seed$seed $seed $(for o in $corpora; do [ $o = $c ] || echo $o; done)
+      # development again, now with the fusion; then the test set
+      evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
+      evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test ${c}_test $exp/${tag}_loco/baseline/seed$seed
     done
-    wait_background
+    for mdir in $(pooled_models $seed); do
+      package $mdir all
+      # shellcheck disable=SC2086
+      fuse $mdir $seed $corpora
+    done
+    evaluate_pooled $seed
   done
 fi
 
