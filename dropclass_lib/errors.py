@@ -27,3 +27,12 @@ class InputFileError(UserError):
         if line is not None:
             text += f": {line.rstrip(chr(10))!r}"
         super().__init__(text)
+
+
+class OptionValueError(UserError):
+    """A model or head option (a config value) that its builder cannot take.
+
+    Builders raise it for the values a user sets; :meth:`dropclass_lib.registry.Registry.build`
+    prefixes the builder's name. Any other exception from a builder is a programming error and
+    keeps its traceback.
+    """

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropclass_lib.registry import Registry
+from dropclass_lib.registry import Registry, check_bools, check_ints, check_numbers, require
 
 HEADS = Registry("head")
 register_head = HEADS.register
@@ -61,6 +61,11 @@ def reindex_labels(labels: torch.Tensor, active: torch.Tensor | None, num_classe
     return mapped
 
 
+def _check_scale(s: float) -> None:
+    check_numbers(s=s)
+    require(s > 0, f"scale s must be > 0, got {s}")
+
+
 def _rows(param: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
     return param if active is None else param.index_select(0, active)
 
@@ -74,8 +79,8 @@ class Head(nn.Module):
 
     def __init__(self, emb_dim: int, num_classes: int, weight_dim: int | None = None):
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"need at least 2 classes, got {num_classes}")
+        check_ints(emb_dim=emb_dim)
+        check_ints(2, num_classes=num_classes)
         self.emb_dim = emb_dim
         self.num_classes = num_classes
         self.weight = nn.Parameter(torch.empty(num_classes, weight_dim or emb_dim))
@@ -111,6 +116,7 @@ class SoftmaxHead(Head):
     """Affine layer + softmax; ``bias: false`` gives the authors' plain softmax (no bias)."""
 
     def __init__(self, emb_dim: int, num_classes: int, bias: bool = True):
+        check_bools(bias=bias)
         super().__init__(emb_dim, num_classes)
         self.bias = nn.Parameter(torch.empty(num_classes)) if bias else None
         self.reset_parameters()
@@ -138,14 +144,14 @@ class XVectorHead(Head):
     HIDDEN_BLOCKS = ("kaldi", "linear_leakyrelu_bn")
 
     def __init__(self, emb_dim: int, num_classes: int, hidden_dim: int = 512, hidden_block: str = "kaldi"):
+        check_ints(hidden_dim=hidden_dim)
+        require(hidden_block in self.HIDDEN_BLOCKS, f"hidden_block must be one of {self.HIDDEN_BLOCKS}, got {hidden_block!r}")
         super().__init__(emb_dim, num_classes, weight_dim=hidden_dim)
         if hidden_block == "kaldi":
             self.hidden = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(emb_dim), nn.Linear(emb_dim, hidden_dim),
                                         nn.ReLU(), nn.BatchNorm1d(hidden_dim))
-        elif hidden_block == "linear_leakyrelu_bn":
-            self.hidden = nn.Sequential(nn.Linear(emb_dim, hidden_dim), nn.LeakyReLU(), nn.BatchNorm1d(hidden_dim))
         else:
-            raise ValueError(f"hidden_block must be one of {self.HIDDEN_BLOCKS}, got {hidden_block!r}")
+            self.hidden = nn.Sequential(nn.Linear(emb_dim, hidden_dim), nn.LeakyReLU(), nn.BatchNorm1d(hidden_dim))
         self.bias = nn.Parameter(torch.empty(num_classes))
         self.reset_parameters()
 
@@ -186,6 +192,8 @@ class L2SoftmaxHead(CosineHead):
     """
 
     def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0, normalize_weight: bool = False):
+        _check_scale(s)
+        check_bools(normalize_weight=normalize_weight)
         super().__init__(emb_dim, num_classes)
         self.s, self.normalize_weight = s, normalize_weight
         self.bias = None if normalize_weight else nn.Parameter(torch.empty(num_classes))
@@ -212,6 +220,9 @@ class AMSoftmaxHead(CosineHead):
     """Additive margin (AM-softmax / CosFace): ``s (cos θ_y - m)`` at the target, ``s cos θ`` elsewhere."""
 
     def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0, m: float = 0.2):
+        _check_scale(s)
+        check_numbers(m=m)
+        require(m >= 0, f"margin m must be >= 0, got {m}")
         super().__init__(emb_dim, num_classes)
         self.s, self.m = s, m
         self.reset_parameters()
@@ -237,12 +248,14 @@ class AAMSoftmaxHead(CosineHead):
 
     def __init__(self, emb_dim: int, num_classes: int, s: float = 30.0, m: float = 0.2, easy_margin: bool = False,
                  threshold: bool = True):
+        _check_scale(s)
+        check_numbers(m=m)
+        check_bools(easy_margin=easy_margin, threshold=threshold)
+        require(0 <= m < math.pi / 2, f"margin m must be in [0, pi/2), got {m}")
+        require(not (easy_margin and not threshold),
+                "easy_margin: true and threshold: false contradict "
+                "(easy_margin is a threshold rule; threshold: false means plain cos(θ + m))")
         super().__init__(emb_dim, num_classes)
-        if not 0 <= m < math.pi / 2:
-            raise ValueError(f"margin m must be in [0, pi/2), got {m}")
-        if easy_margin and not threshold:
-            raise ValueError("aamsoftmax: easy_margin: true and threshold: false contradict "
-                             "(easy_margin is a threshold rule; threshold: false means plain cos(θ + m))")
         self.s, self.m, self.easy_margin, self.threshold_rule = s, m, easy_margin, threshold
         self.cos_m, self.sin_m = math.cos(m), math.sin(m)
         self.threshold = math.cos(math.pi - m)
@@ -282,13 +295,14 @@ class SphereFaceHead(CosineHead):
     def __init__(self, emb_dim: int, num_classes: int, m: float = 4, lambda_base: float = 1000.0,
                  lambda_min: float = 5.0, gamma: float = 0.12, power: float = 1.0, form: str = "a_softmax",
                  s: float = 30.0):
+        require(form in self.FORMS, f"form must be one of {self.FORMS}, got {form!r}")
+        _check_scale(s)
+        check_numbers(m=m, lambda_base=lambda_base, lambda_min=lambda_min, gamma=gamma, power=power)
+        if form == "a_softmax":
+            require(int(m) == m and m >= 1, f"margin m must be a positive integer, got {m}")
+        else:
+            require(m > 0, f"margin m must be > 0, got {m}")
         super().__init__(emb_dim, num_classes)
-        if form not in self.FORMS:
-            raise ValueError(f"form must be one of {self.FORMS}, got {form!r}")
-        if form == "a_softmax" and (int(m) != m or m < 1):
-            raise ValueError(f"margin m must be a positive integer, got {m}")
-        if form == "scaled_cos" and not m > 0:
-            raise ValueError(f"margin m must be > 0, got {m}")
         self.form, self.s = form, s
         self.m = int(m) if form == "a_softmax" else float(m)
         self.lambda_base, self.lambda_min, self.gamma, self.power = lambda_base, lambda_min, gamma, power

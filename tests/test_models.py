@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dropclass_lib.errors import UserError
+from dropclass_lib.errors import OptionValueError, UserError
 from dropclass_lib.models import EXTRACTORS, build_extractor
 from dropclass_lib.models.ftdnn import FTDNNLayer
 
@@ -22,6 +22,33 @@ def test_registry():
         build_extractor("tdnn", width=3)
     with pytest.raises(UserError, match="equally long"):
         build_extractor("tdnn", frame_dims=[8, 8], contexts=[5, 3, 3], dilations=[1, 2, 3])
+
+
+@pytest.mark.parametrize("name", ["tdnn", "etdnn", "ftdnn", "ecapa_tdnn", "resnet34"])
+@pytest.mark.parametrize("option, value, message", [
+    ("emb_dim", -4, "emb_dim must be an integer >= 1, got -4"),
+    ("emb_dim", 0, "emb_dim must be an integer >= 1, got 0"),
+    ("input_dim", 2.5, "input_dim must be an integer >= 1, got 2.5"),
+    ("input_dim", True, "input_dim must be an integer >= 1, got True"),
+])
+def test_every_extractor_refuses_bad_sizes_as_a_user_error(name, option, value, message):
+    with pytest.raises(OptionValueError, match=f"^extractor '{name}': {message}$"):
+        build_extractor(name, **{option: value})
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("tdnn", {"frame_dims": [8, -8, 8, 8, 8]}, r"frame_dims must be a non-empty list of integers >= 1"),
+    ("tdnn", {"contexts": [0, 3, 3, 1, 1]}, r"contexts must be a non-empty list of integers >= 1"),
+    ("tdnn", {"frame_dims": 512}, r"frame_dims must be a non-empty list of integers >= 1, got 512"),
+    ("ftdnn", {"strides": [1, 1, 3, 3, 3, -1]}, r"strides must be a non-empty list of integers >= 0"),
+    ("ftdnn", {"orth_every": 0}, r"orth_every must be an integer >= 1, got 0"),
+    ("ftdnn", {"bypass_scale": "high"}, r"bypass_scale must be a finite number, got 'high'"),
+    ("ecapa_tdnn", {"global_context": "yes"}, r"global_context must be true or false, got 'yes'"),
+    ("resnet34", {"layers": [3, 0, 6, 3]}, r"layers must be a non-empty list of integers >= 1"),
+])
+def test_bad_layer_options_name_the_option(name, options, message):
+    with pytest.raises(OptionValueError, match=message):
+        build_extractor(name, **options)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -43,6 +43,7 @@ from torch import nn
 
 from dropclass_lib.models import register_extractor
 from dropclass_lib.models.pooling import AttentiveStatsPooling, valid_frames
+from dropclass_lib.registry import check_bools, check_int_lists, check_ints, require
 
 
 class ConvReluBN(nn.Module):
@@ -120,14 +121,17 @@ class ECAPATDNN(nn.Module):
                  dilations: Sequence[int], scale: int, se_channels: int, attention_channels: int,
                  mfa_channels: int, sum_block_inputs: bool, global_context: bool):
         super().__init__()
-        if len(kernel_sizes) != len(dilations) or len(kernel_sizes) < 2:
-            raise ValueError(f"kernel_sizes and dilations need equal lengths >= 2 (the first layer, then one per "
-                             f"SE-Res2Block), got {list(kernel_sizes)} and {list(dilations)}")
-        if any(k < 1 or k % 2 == 0 for k in kernel_sizes) or any(d < 1 for d in dilations):
-            raise ValueError(f"kernel sizes must be odd (for 'same' padding) and dilations >= 1, "
-                             f"got {list(kernel_sizes)} and {list(dilations)}")
-        if scale < 2 or channels % scale:
-            raise ValueError(f"scale must be >= 2 and divide channels, got scale {scale} for {channels} channels")
+        check_ints(input_dim=input_dim, channels=channels, emb_dim=emb_dim, scale=scale, se_channels=se_channels,
+                   attention_channels=attention_channels, mfa_channels=mfa_channels)
+        check_int_lists(kernel_sizes=kernel_sizes, dilations=dilations)
+        check_bools(sum_block_inputs=sum_block_inputs, global_context=global_context)
+        require(len(kernel_sizes) == len(dilations) and len(kernel_sizes) >= 2,
+                f"kernel_sizes and dilations need equal lengths >= 2 (the first layer, then one per "
+                f"SE-Res2Block), got {list(kernel_sizes)} and {list(dilations)}")
+        require(all(k % 2 == 1 for k in kernel_sizes),
+                f"kernel sizes must be odd (for 'same' padding), got {list(kernel_sizes)}")
+        require(scale >= 2 and channels % scale == 0,
+                f"scale must be >= 2 and divide channels, got scale {scale} for {channels} channels")
         self.first = ConvReluBN(input_dim, channels, kernel_sizes[0], dilations[0])
         self.blocks = nn.ModuleList(SERes2Block(channels, k, d, scale, se_channels)
                                     for k, d in zip(kernel_sizes[1:], dilations[1:]))

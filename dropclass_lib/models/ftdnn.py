@@ -21,6 +21,7 @@ from torch import nn
 
 from dropclass_lib.models import register_extractor
 from dropclass_lib.models.tdnn import FrameStackExtractor, TDNNLayer, _check_lengths
+from dropclass_lib.registry import check_int_lists, check_ints, check_numbers
 
 UPDATE_SPEED = 0.125  # Kaldi's ConstrainOrthonormal update speed
 
@@ -71,9 +72,12 @@ class FTDNN(FrameStackExtractor):
     def __init__(self, input_dim: int, first_dim: int, first_context: int, layer_dims: Sequence[int],
                  bottleneck_dim: int, strides: Sequence[int], final_dim: int, emb_dim: int,
                  bypass_scale: float, orth_every: int):
+        check_ints(input_dim=input_dim, first_dim=first_dim, first_context=first_context,
+                   bottleneck_dim=bottleneck_dim, final_dim=final_dim, emb_dim=emb_dim, orth_every=orth_every)
+        check_int_lists(layer_dims=layer_dims)
+        check_int_lists(0, strides=strides)
+        check_numbers(bypass_scale=bypass_scale)
         _check_lengths(layer_dims=layer_dims, strides=strides)
-        if orth_every < 1:
-            raise ValueError(f"orth_every must be >= 1, got {orth_every}")
         layers = [TDNNLayer(input_dim, first_dim, first_context, 1)]
         in_dim = first_dim
         for out_dim, stride in zip(layer_dims, strides):

@@ -28,6 +28,7 @@ from torch import nn
 
 from dropclass_lib.models import register_extractor
 from dropclass_lib.models.pooling import StatsPooling, valid_frames
+from dropclass_lib.registry import check_int_lists, check_ints
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -66,9 +67,8 @@ class BasicBlock(nn.Module):
 class ThinResNet(nn.Module):
     def __init__(self, input_dim: int, base_channels: int, layers: Sequence[int], emb_dim: int):
         super().__init__()
-        if not layers or any(n < 1 for n in layers) or base_channels < 1:
-            raise ValueError(f"layers must be a non-empty list of block counts >= 1 and base_channels >= 1, "
-                             f"got layers {list(layers)}, base_channels {base_channels}")
+        check_ints(input_dim=input_dim, base_channels=base_channels, emb_dim=emb_dim)
+        check_int_lists(layers=layers)
         self.stem = nn.Sequential(conv3x3(1, base_channels), nn.BatchNorm2d(base_channels), nn.ReLU())
         blocks, in_ch, freq = [], base_channels, input_dim
         for stage, num_blocks in enumerate(layers):

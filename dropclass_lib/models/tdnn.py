@@ -17,6 +17,7 @@ from torch import nn
 
 from dropclass_lib.models import register_extractor
 from dropclass_lib.models.pooling import StatsPooling, pad_to_receptive_field
+from dropclass_lib.registry import check_int_lists, check_ints, require
 
 
 class TDNNLayer(nn.Module):
@@ -71,15 +72,17 @@ class FrameStackExtractor(nn.Module):
 
 
 def _check_lengths(**lists: Sequence) -> None:
+    """The per-layer option lists (already checked to be lists) describe the same layers."""
     lengths = {k: len(v) for k, v in lists.items()}
-    if len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
-        raise ValueError(f"layer lists must be non-empty and equally long, got lengths {lengths}")
+    require(len(set(lengths.values())) == 1, f"layer lists must be equally long, got lengths {lengths}")
 
 
 class TDNN(FrameStackExtractor):
     def __init__(self, input_dim: int = 30, frame_dims: Sequence[int] = (512, 512, 512, 512, 1500),
                  contexts: Sequence[int] = (5, 3, 3, 1, 1), dilations: Sequence[int] = (1, 2, 3, 1, 1),
                  emb_dim: int = 512):
+        check_ints(input_dim=input_dim, emb_dim=emb_dim)
+        check_int_lists(frame_dims=frame_dims, contexts=contexts, dilations=dilations)
         _check_lengths(frame_dims=frame_dims, contexts=contexts, dilations=dilations)
         layers, in_dim = [], input_dim
         for out_dim, ctx, dil in zip(frame_dims, contexts, dilations):
