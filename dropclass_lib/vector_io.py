@@ -4,6 +4,8 @@ vector archives (x-vectors, speaker means) as ``NAME.ark`` + ``NAME.scp``."""
 from __future__ import annotations
 
 import os
+import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Collection, Iterator
 
@@ -15,17 +17,49 @@ from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.tables import iter_table
 
 
+MAX_OPEN_ARKS = 16
+_AT_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")  # "x.ark:123" or "x.ark:123[0:5]"
+
+
+class _OpenArks(OrderedDict):
+    """kaldiio's ``fd_dict``: archives kept open between entries (kaldiio seeks to each offset),
+    at most ``MAX_OPEN_ARKS`` at a time, the least recently read closed first."""
+
+    def __getitem__(self, ark):
+        self.move_to_end(ark)
+        return super().__getitem__(ark)
+
+    def __setitem__(self, ark, f):
+        while len(self) >= MAX_OPEN_ARKS:
+            self.popitem(last=False)[1].close()
+        super().__setitem__(ark, f)
+
+    def close(self) -> None:
+        while self:
+            self.popitem()[1].close()
+
+
 def iter_scp(scp: str | os.PathLike, keys: Collection[str] | None = None
              ) -> Iterator[tuple[int, str, np.ndarray, str]]:
-    """Yield ``(lineno, key, array, line)`` for the entries of an scp (only ``keys`` if given)."""
-    for lineno, key, fields, line in iter_table(scp, min_fields=2, max_fields=2):
-        if keys is not None and key not in keys:
-            continue
-        try:
-            array = np.asarray(kaldiio.load_mat(fields[0]))
-        except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
-            raise InputFileError(scp, lineno, f"cannot read the entry of {key!r} ({err})", line) from None
-        yield lineno, key, array, line
+    """Yield ``(lineno, key, array, line)`` for the entries of an scp (only ``keys`` if given).
+
+    Archives stay open from one entry to the next (an scp in archive order reads each archive
+    front to back, not one open per entry). An entry without a byte offset (``x.ark``: its first
+    matrix) or a pipe is opened on its own, as kaldiio does.
+    """
+    arks = _OpenArks()
+    try:
+        for lineno, key, fields, line in iter_table(scp, min_fields=2, max_fields=2):
+            if keys is not None and key not in keys:
+                continue
+            rxfile = fields[0]
+            try:
+                array = np.asarray(kaldiio.load_mat(rxfile, fd_dict=arks if _AT_OFFSET.search(rxfile) else None))
+            except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
+                raise InputFileError(scp, lineno, f"cannot read the entry of {key!r} ({err})", line) from None
+            yield lineno, key, array, line
+    finally:
+        arks.close()
 
 
 def read_vectors(scp: str | os.PathLike) -> tuple[list[str], np.ndarray]:

@@ -76,11 +76,16 @@ class MatrixReader:
                 raise UserError(f"cannot open feature archive {self.ark_paths[ark]}: {err.strerror}") from None
         return f
 
+    def _decode(self, ark: int, offset: int) -> np.ndarray:
+        """The whole matrix at ``offset``, decoded by kaldiio (compressed kinds) from the open archive."""
+        where = self.ark_paths[ark]
+        return kaldiio.load_mat(f"{where}:{offset}", fd_dict={where: self._file(ark)})
+
     def shape(self, ark: int, offset: int) -> tuple[int, int]:
         where = self.ark_paths[ark]
         kind, rows, cols, _ = read_matrix_header(self._file(ark), offset, where)
         if rows < 0:
-            rows, cols = kaldiio.load_mat(f"{where}:{offset}").shape
+            rows, cols = self._decode(ark, offset).shape
         return rows, cols
 
     def rows(self, ark: int, offset: int, start: int, count: int) -> np.ndarray:
@@ -88,7 +93,7 @@ class MatrixReader:
         f = self._file(ark)
         kind, rows, cols, data = read_matrix_header(f, offset, where)
         if rows < 0:
-            mat = kaldiio.load_mat(f"{where}:{offset}")
+            mat = self._decode(ark, offset)
             if start + count > mat.shape[0]:
                 raise UserError(f"{where}:{offset}: matrix has {mat.shape[0]} rows, need {start + count}")
             return np.asarray(mat[start:start + count], dtype=np.float32)
