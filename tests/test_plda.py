@@ -1,4 +1,5 @@
-"""LDA and PLDA back-end: EM against the closed-form ML estimate, scoring against a direct LLR."""
+"""LDA and PLDA back-end: EM against the closed-form ML estimate, scoring against a direct LLR,
+unsupervised adaptation against what Kaldi's ivector-adapt-plda guarantees."""
 
 import logging
 
@@ -8,7 +9,7 @@ from scipy.linalg import eigh
 from scipy.stats import multivariate_normal
 
 from dropclass_lib.backends.lda import train_lda
-from dropclass_lib.backends.plda import PldaBackend, estimate_plda
+from dropclass_lib.backends.plda import PldaAdaptConfig, PldaBackend, adapt_plda, estimate_plda
 from dropclass_lib.backends.scoring import matrix_scores, pair_scores
 from dropclass_lib.errors import UserError
 
@@ -141,3 +142,95 @@ def test_save_and_load_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_text("junk")
     with pytest.raises(UserError, match="not a PLDA back-end"):
         PldaBackend.load(tmp_path / "bad.npz")
+
+
+def covariances(plda) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, B)`` of a PLDA in its input space, from its diagonalising transform."""
+    inv = np.linalg.inv(plda.transform)
+    return inv @ inv.T, inv @ np.diag(plda.psi) @ inv.T
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A PLDA fitted on generated data, and 40,000 unlabelled vectors drawn from that PLDA itself."""
+    rng = np.random.default_rng(7)
+    x, labels, _, _ = two_cov_data(rng, 300, 6, 5)
+    plda = estimate_plda(x, labels)
+    w, b = covariances(plda)
+    return plda, plda.mean + rng.multivariate_normal(np.zeros(5), w + b, size=40000)
+
+
+def test_plda_adaptation_defaults_are_kaldis():
+    assert PldaAdaptConfig() == PldaAdaptConfig(mean_diff_scale=1.0, within_covar_scale=0.3, between_covar_scale=0.7)
+    with pytest.raises(UserError, match="within-covar-scale must be >= 0"):
+        PldaAdaptConfig(within_covar_scale=-0.1).validate()
+
+
+def test_adapting_to_the_models_own_data_leaves_it_nearly_unchanged(fitted):
+    plda, x = fitted
+    w, b = covariances(plda)
+    adapted = adapt_plda(plda, x)
+    w2, b2 = covariances(adapted)
+    assert np.linalg.norm(w2 - w) < 0.03 * np.linalg.norm(w)
+    assert np.linalg.norm(b2 - b) < 0.03 * np.linalg.norm(b)
+    np.testing.assert_allclose(adapted.mean, x.mean(axis=0))
+    assert np.all(np.diff(adapted.psi) <= 0)
+
+
+def test_data_varying_less_than_the_model_leave_its_covariances_as_they_are(fitted):
+    plda, x = fitted
+    shrunk = plda.mean + 0.5 * (x - plda.mean)  # every direction's variance a quarter of the model's
+    adapted = adapt_plda(plda, shrunk)
+    for before, after in zip(covariances(plda), covariances(adapted)):
+        np.testing.assert_allclose(after, before, rtol=1e-9, atol=1e-9)
+
+
+def test_an_added_direction_of_variance_is_matched_and_split_between_within_and_between(fitted):
+    plda, x = fitted
+    rng = np.random.default_rng(8)
+    u = rng.normal(size=5)
+    u /= np.linalg.norm(u)
+    extra = 9.0
+    shifted = x + rng.normal(scale=np.sqrt(extra), size=(len(x), 1)) * u
+    w, b = covariances(plda)
+    adapted = adapt_plda(plda, shifted)
+    w2, b2 = covariances(adapted)
+    data_var = u @ np.cov(shifted.T, bias=True) @ u
+    assert u @ (w + b) @ u + 0.9 * extra < data_var
+    np.testing.assert_allclose(u @ (w2 + b2) @ u, data_var, rtol=0.02)   # the model's total variance follows
+    # the excess goes 0.3 : 0.7 to the within- and between-speaker covariances
+    np.testing.assert_allclose((w2 - w) * 0.7, (b2 - b) * 0.3, atol=1e-9)
+    assert u @ (b2 - b) @ u > 0.6 * extra
+    config = PldaAdaptConfig(within_covar_scale=1.0, between_covar_scale=0.0)
+    w3, b3 = covariances(adapt_plda(plda, shifted, config))
+    np.testing.assert_allclose(b3, b, atol=1e-9)
+    np.testing.assert_allclose(u @ w3 @ u, u @ (w2 + b2 - b) @ u, rtol=1e-6)
+
+
+def test_the_offset_of_the_in_domain_mean_counts_with_mean_diff_scale(fitted):
+    plda, x = fitted
+    offset = np.array([0.0, 0.0, 4.0, 0.0, 0.0])
+    w, b = covariances(plda)
+    total = w + b
+    kept = covariances(adapt_plda(plda, x + offset, PldaAdaptConfig(mean_diff_scale=0.0)))
+    grown = covariances(adapt_plda(plda, x + offset))
+    assert abs((kept[0] + kept[1])[2, 2] - total[2, 2]) < 0.03 * total[2, 2]
+    # Kaldi adds the mean offset's outer product to the in-domain total covariance
+    expected = np.cov((x + offset).T, bias=True)[2, 2] + 16.0
+    np.testing.assert_allclose((grown[0] + grown[1])[2, 2], expected, rtol=0.03)
+    np.testing.assert_allclose(adapt_plda(plda, x + offset).mean, (x + offset).mean(axis=0))
+
+
+def test_backend_adaptation_works_after_the_backends_own_preprocessing():
+    rng = np.random.default_rng(9)
+    x, labels, _, _ = two_cov_data(rng, 40, 5, 6)
+    backend = PldaBackend.train(x, labels, lda_dim=4)
+    in_domain = rng.normal(size=(200, 6)) * 3 + 5
+    adapted = backend.adapted(in_domain)
+    np.testing.assert_array_equal(adapted.lda, backend.lda)
+    np.testing.assert_array_equal(adapted.mean, backend.mean)
+    expected = adapt_plda(backend.plda, backend.preprocess(in_domain))
+    np.testing.assert_allclose(adapted.plda.transform, expected.transform)
+    np.testing.assert_allclose(adapted.plda.mean, backend.preprocess(in_domain).mean(axis=0))
+    with pytest.raises(UserError, match="dimension 4"):
+        adapt_plda(backend.plda, np.zeros((3, 5)))

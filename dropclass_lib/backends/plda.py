@@ -21,10 +21,19 @@ With one utterance per side it expands to
 ``C + sum_i [b_i e_i t_i - c_i (e_i^2 + t_i^2) / 2]`` with ``b = psi / (2 psi + 1)``,
 ``c = psi^2 / ((psi + 1)(2 psi + 1))``, ``C = sum_i [log(psi_i + 1) - log(2 psi_i + 1) / 2]``:
 a dot product of ``sqrt(b) * y`` plus a per-side offset, which is how it is vectorised.
+
+Unsupervised adaptation (``adapt_plda``) follows Kaldi's ``ivector-adapt-plda``: from unlabelled
+in-domain vectors (in the PLDA's input space) it takes their mean and total covariance (plus the
+outer product of their mean's offset from the PLDA mean, scaled by ``mean_diff_scale``); in the
+space where the model's total covariance W + B is I, along each eigenvector of that covariance
+whose variance s exceeds 1, the excess s - 1 is added to W (``within_covar_scale``) and to B
+(``between_covar_scale``); the PLDA mean becomes the in-domain mean. Directions where the
+in-domain data vary less than the model expects are left as they are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -86,6 +95,50 @@ def estimate_plda(x: np.ndarray, labels, num_em_iters: int = 10) -> Plda:
     return _diagonalise(mean, within, between)
 
 
+@dataclass
+class PldaAdaptConfig:
+    """The options of Kaldi's ``ivector-adapt-plda``, with its defaults."""
+
+    mean_diff_scale: float = 1.0      # weight of the in-domain mean's offset in the total covariance
+    within_covar_scale: float = 0.3   # share of the excess variance given to the within-speaker covariance
+    between_covar_scale: float = 0.7  # share given to the between-speaker covariance
+
+    def validate(self) -> None:
+        for name, value in dataclasses.asdict(self).items():
+            if not value >= 0:
+                raise UserError(f"PLDA adaptation: {name.replace('_', '-')} must be >= 0, got {value}")
+
+
+def adapt_plda(plda: Plda, x: np.ndarray, config: PldaAdaptConfig | None = None) -> Plda:
+    """The PLDA adapted to the unlabelled vectors ``x`` (rows, in the PLDA's input space), as
+    Kaldi's ``PldaUnsupervisedAdaptor`` (see the module docstring)."""
+    config = config or PldaAdaptConfig()
+    config.validate()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != plda.mean.size:
+        raise UserError(f"PLDA adaptation needs vectors of dimension {plda.mean.size}, got an array of shape {x.shape}")
+    mean = x.mean(axis=0)
+    centred = x - mean
+    offset = mean - plda.mean
+    total = centred.T @ centred / x.shape[0] + config.mean_diff_scale * np.outer(offset, offset)
+    # to_unit_total maps x - m to where the model's W + B = I: the PLDA space scaled by 1 / sqrt(1 + psi)
+    to_unit_total = plda.transform / np.sqrt(1.0 + plda.psi)[:, None]
+    projected = to_unit_total @ total @ to_unit_total.T
+    s, p = np.linalg.eigh((projected + projected.T) / 2)
+    order = np.argsort(s)[::-1]
+    s, p = s[order], p[:, order]
+    log.info("PLDA adaptation: in-domain total variance in the model's unit-total space, eigenvalues %s",
+             np.array2string(s, precision=3, max_line_width=200))
+    # In the eigenbasis of the in-domain variance: the model's W and B, plus each direction's excess.
+    within = p.T @ np.diag(1.0 / (1.0 + plda.psi)) @ p
+    between = p.T @ np.diag(plda.psi / (1.0 + plda.psi)) @ p
+    excess = np.maximum(s - 1.0, 0.0)
+    within += np.diag(config.within_covar_scale * excess)
+    between += np.diag(config.between_covar_scale * excess)
+    back = np.linalg.inv(p.T @ to_unit_total)          # from that basis to the input space
+    return _diagonalise(mean, back @ within @ back.T, back @ between @ back.T)
+
+
 def _diagonalise(mean: np.ndarray, within: np.ndarray, between: np.ndarray) -> Plda:
     chol = np.linalg.cholesky(within)                 # W = L L^T
     c = np.linalg.inv(chol)                           # C W C^T = I
@@ -129,6 +182,11 @@ class PldaBackend:
         partial = cls(mean=mean, lda=lda, plda=None)
         plda = estimate_plda(partial.preprocess(x), labels, num_em_iters=num_em_iters)
         return cls(mean=mean, lda=lda, plda=plda)
+
+    def adapted(self, x: np.ndarray, config: PldaAdaptConfig | None = None) -> "PldaBackend":
+        """This back-end with its PLDA adapted (:func:`adapt_plda`) to the unlabelled embeddings
+        ``x``, after this back-end's own preprocessing (mean, LDA, length norm)."""
+        return dataclasses.replace(self, plda=adapt_plda(self.plda, self.preprocess(x), config))
 
     def save(self, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
