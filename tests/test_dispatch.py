@@ -93,6 +93,20 @@ def test_slurm_sh_jobs_run_and_write_what_local_jobs_write(tmp_path, monkeypatch
     assert script.count("steps/make_features.py") == 3 and "--job\\ 3/3" in script and "--cmd" not in script
 
 
+def test_slurm_sh_option_given_again_keeps_its_last_value(tmp_path, monkeypatch):
+    """A recipe's "$cuda_cmd --gpu 8 ..." with cuda_cmd="utils/slurm.sh --gpu 1 --mem 16G" asks for 8 GPUs."""
+    install_fakes(tmp_path, monkeypatch, sbatch=FAKE_SBATCH)
+    monkeypatch.setenv("FAKE_SBATCH_ARGS", str(tmp_path / "sbatch.args"))
+    slurm_sh = str(ROOT / "utils" / "slurm.sh")
+    p = run_tool(slurm_sh, "--gpu", "1", "--mem", "16G", "--gpu", "8", "--mem=4G", "log/t.log", "true", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    args = (tmp_path / "sbatch.args").read_text().splitlines()
+    assert [a for a in args if a.startswith(("--gres", "--mem"))] == ["--gres=gpu:8", "--mem=4G"]
+    p = run_tool(slurm_sh, "--gpu", "1", "--gpu=0", "log/t.log", "true", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert not [a for a in (tmp_path / "sbatch.args").read_text().splitlines() if a.startswith("--gres")]
+
+
 def test_failed_dispatched_job_is_named(tmp_path):
     data = make_data_dir(tmp_path, [8000, 12000])
     (data / "wav.scp").write_text((data / "wav.scp").read_text().replace("u01.wav", "missing.wav"))

@@ -16,6 +16,8 @@
 #   --num-threads N    CPU cores per job (sbatch --cpus-per-task)
 #   --max-jobs-run N   at most N jobs of the array at once (sbatch --array=1-N%M)
 #   --help             this message
+# An option given twice keeps its last value: with cuda_cmd="utils/slurm.sh --gpu 1",
+# "$cuda_cmd --gpu 8 LOG ..." asks for 8 GPUs.
 # Other sbatch settings (partition, account, ...) are read by sbatch from its environment,
 # e.g. export SBATCH_PARTITION=gpu SBATCH_ACCOUNT=myproject.
 set -u
@@ -23,7 +25,14 @@ me=$(basename "$0")
 usage() { sed -n '2,/^set -u$/{/^set -u$/d;s/^# \{0,1\}//p}' "$0"; }
 die() { echo "$me: $*" >&2; exit 1; }
 
-sbatch_opts=()
+# sbatch options by name, in the order first given; a repeated option keeps its last value, so
+# that a recipe's "$cuda_cmd --gpu 8" overrides the --gpu 1 that cmd.sh's cuda_cmd holds.
+declare -A sbatch_opt=()
+sbatch_order=()
+set_sbatch_opt() {  # NAME VALUE
+  [ -n "${sbatch_opt[$1]+set}" ] || sbatch_order+=("$1")
+  sbatch_opt[$1]=$2
+}
 max_jobs_run=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,18 +46,23 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
   case "$opt" in
-    mem) sbatch_opts+=("--mem=$value") ;;
-    time) sbatch_opts+=("--time=$value") ;;
+    mem) set_sbatch_opt mem "--mem=$value" ;;
+    time) set_sbatch_opt time "--time=$value" ;;
     gpu)
       [[ $value =~ ^[0-9]+$ ]] || die "--gpu takes a number, got '$value'"
-      [ "$value" -eq 0 ] || sbatch_opts+=("--gres=gpu:$value") ;;
+      if [ "$value" -eq 0 ]; then set_sbatch_opt gpu ""; else set_sbatch_opt gpu "--gres=gpu:$value"; fi ;;
     num-threads)
       [[ $value =~ ^[0-9]+$ ]] || die "--num-threads takes a number, got '$value'"
-      sbatch_opts+=("--cpus-per-task=$value") ;;
+      set_sbatch_opt num-threads "--cpus-per-task=$value" ;;
     max-jobs-run)
       [[ $value =~ ^[0-9]+$ ]] || die "--max-jobs-run takes a number, got '$value'"
       max_jobs_run=$value ;;
   esac
+done
+
+sbatch_opts=()
+for opt in ${sbatch_order[@]+"${sbatch_order[@]}"}; do
+  [ -z "${sbatch_opt[$opt]}" ] || sbatch_opts+=("${sbatch_opt[$opt]}")
 done
 
 # shellcheck source=utils/job_common.sh
