@@ -1,4 +1,5 @@
-"""egs/voxceleb/run.sh on replica corpora: every data stage, features, and a few training iterations."""
+"""egs/voxceleb/run.sh on replica corpora: every data stage, features, and a few training iterations
+(torchrun's two processes in one $cuda_cmd job)."""
 
 from __future__ import annotations
 
@@ -80,10 +81,14 @@ def test_recipe_on_replicas(tmp_path):
         enrol = DataDir.load(data / f"{name}_enrol")
         assert enrol.feats is not None and enrol.utts() == enrol.enrol == DataDir.load(data / name).enrol
     start = time.monotonic()
-    run(work, "--stage", "6", "--stop-stage", "6", "--systems", "baseline_aam", "--train-opts",
+    run(work, "--stage", "6", "--stop-stage", "6", "--systems", "baseline_aam", "--num-gpus", "2", "--train-opts",
         "--set train.num_iters=2 --set data.batch_size=3 --set data.min_frames=50 --set data.max_frames=50 --set data.min_utt_frames=50 "
         "--set data.num_workers=0 --set train.checkpoint_every=1", env=env)
     print(f"stage 6: {time.monotonic() - start:.1f} s")
     assert (work / "exp" / "baseline_aam" / "final.pt").is_file()
+    # one $cuda_cmd job (cmd.sh: utils/run.sh) running torchrun's two processes (DDP, gloo on CPU)
+    job_log = (work / "exp" / "baseline_aam" / "log" / "train_xvector.log").read_text()
+    assert job_log.startswith("# torchrun --standalone --nproc_per_node 2 steps/train_xvector.py ")
+    assert "2 process(es) on cpu" in job_log and "# Ended (code 0)" in job_log
     proc = run(work, "--stop-stage", "1", *roots, env=env)
     assert proc.stderr.count("already prepared, skipping") == 12

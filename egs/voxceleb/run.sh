@@ -7,6 +7,11 @@
 #       --sitw-root /corpora/sitw --musan-root /corpora/musan --rir-root /corpora/RIRS_NOISES
 #
 # Every stage skips what is already done (remove the data/ or exp/ directory to redo it).
+# Jobs are dispatched as Kaldi's (cmd.sh): the parallel stages (features, VAD, the feature jobs
+# that render the augmentation, CMN, embeddings) split their data into --nj jobs run through
+# $train_cmd (embeddings through $cuda_cmd unless --device cpu); each training and DropAdapt run
+# is one $cuda_cmd job, with --num-gpus N a torchrun of N processes (DDP) on N GPUs. Scoring
+# runs in this process (millions of trials per second, README).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -31,6 +36,7 @@ systems="baseline dropclass baseline_aam dropclass_aam"
 train_opts=
 adapt_opts=
 device=auto               # torch device of every step: auto (cuda when available), cpu, cuda
+num_gpus=1                # processes (GPUs) per training: N > 1 runs torchrun --nproc_per_node N
 lda_dim=200
 help_message="Usage: bash run.sh [options]
 VoxCeleb recipe (Kaldi voxceleb v2 + the DropClass/DropAdapt paper). Stages:
@@ -66,7 +72,8 @@ Other options (default):
   --systems \"S ...\" ($systems)   each trained with conf/train_S.yaml
   --train-opts \"...\" ($train_opts)   extra steps/train_xvector.py options, e.g. --set train.num_iters=10
   --adapt-opts \"...\" ($adapt_opts)   extra steps/dropadapt.py options, e.g. --set adapt.variant=combine
-  --device D ($device)   device of embedding extraction and DropAdapt's p_avg  --lda-dim N ($lda_dim)"
+  --device D ($device)   device of embedding extraction and DropAdapt's p_avg  --lda-dim N ($lda_dim)
+  --num-gpus N ($num_gpus)   each training is one \$cuda_cmd --gpu N job; N > 1: torchrun, N processes (DDP)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
@@ -76,6 +83,25 @@ need() {  # need OPTION VALUE: a stage's corpus path must be given and exist
 }
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] && stage_now=$1; }
 stage_now=
+[[ $num_gpus =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --num-gpus takes a positive number, got '$num_gpus'" >&2; exit 1; }
+
+# Embedding jobs: on CPU through $train_cmd (Kaldi's sid/extract_xvectors.sh), one CUDA device
+# per job through $cuda_cmd otherwise.
+if [ "$device" = cpu ]; then extract_cmd=$train_cmd; else extract_cmd=$cuda_cmd; fi
+# A training: one process, or torchrun's N (DDP: data.batch_size stays the global batch).
+if [ "$num_gpus" -gt 1 ]; then
+  train_launcher="torchrun --standalone --nproc_per_node $num_gpus"
+else
+  train_launcher=
+fi
+# gpu_job N LOG COMMAND...: COMMAND as one $cuda_cmd job with N GPUs, its output in LOG; when
+# it fails, the end of LOG (the step's error) is shown here too.
+gpu_job() {
+  local gpus=$1 log=$2
+  shift 2
+  echo "run.sh: one job on $gpus GPU(s), log in $log"
+  $cuda_cmd --gpu "$gpus" "$log" "$@" || { tail -n 3 "$log" >&2; exit 1; }
+}
 
 # The evaluation data: VoxCeleb1 (features once for all its lists) and SITW when prepared.
 eval_dirs() { echo voxceleb1; for s in sitw_dev sitw_eval; do [ -d data/$s ] && echo $s; done; return 0; }
@@ -141,7 +167,8 @@ fi
 if run_stage 6; then
   for sys in $systems; do
     # shellcheck disable=SC2086
-    steps/train_xvector.py --config conf/train_$sys.yaml $train_opts data/train_filtered exp/$sys
+    gpu_job $num_gpus exp/$sys/log/train_xvector.log $train_launcher steps/train_xvector.py --config conf/train_$sys.yaml \
+      $train_opts data/train_filtered exp/$sys
   done
 fi
 
@@ -150,11 +177,11 @@ fi
 # with cosine (after the training mean) and PLDA.
 package() {  # MODEL_DIR
   steps/make_model_package.py --frontend-data data/train --vad-conf $vad_conf --cmn-window 300 \
-    --lda-dim $lda_dim --device $device $1 data/train_backend
+    --lda-dim $lda_dim --device $device --nj $nj --cmd "$extract_cmd" $1 data/train_backend
 }
 evaluate() {  # MODEL_DIR TRIAL_SET TRIALS EMB_SET OUT_DIR
-  steps/evaluate_model.py --backends cosine,plda --device $device --set-name $2 --trials $3 \
-    --emb-dir $1/xvectors_$4 $1 data/${4}_no_sil $5
+  steps/evaluate_model.py --backends cosine,plda --device $device --nj $nj --cmd "$extract_cmd" --set-name $2 \
+    --trials $3 --emb-dir $1/xvectors_$4 $1 data/${4}_no_sil $5
 }
 
 if run_stage 7; then
@@ -174,8 +201,8 @@ if run_stage 9; then
     trial_sets | while read -r name trials emb; do
       adir=exp/${sys}_dropadapt/adapt_$name
       # shellcheck disable=SC2086
-      steps/dropadapt.py --config $adapt_conf --device $device $adapt_opts exp/$sys/final.pt data/train_filtered \
-        data/${name}_enrol $adir
+      gpu_job 1 $adir/log/dropadapt.log steps/dropadapt.py --config $adapt_conf --device $device $adapt_opts \
+        exp/$sys/final.pt data/train_filtered data/${name}_enrol $adir
       package $adir
       evaluate $adir $name $trials $emb exp/${sys}_dropadapt
     done
