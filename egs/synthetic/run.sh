@@ -10,6 +10,9 @@
 # conf/, local/, steps/ and utils/ (this folder, or the project root, whose run.sh runs this
 # recipe there). Every stage redoes exactly what its inputs or settings changed (README,
 # "Freshness"); a trained system whose configuration changed is an error naming the keys.
+# Jobs are dispatched as Kaldi's (cmd.sh): features, VAD, CMN and embeddings split their data into
+# --nj jobs run through $train_cmd; each training and DropAdapt run is one $cuda_cmd job whose
+# output goes to its log (exp/SYSTEM/seedK/log/); scoring runs in this process.
 set -euo pipefail
 [ -f ./path.sh ] && [ -d ./conf ] || {
   echo "ERROR ($0): run it from a recipe directory (with path.sh and conf/), e.g. cd egs/synthetic" >&2; exit 1; }
@@ -18,7 +21,7 @@ set -euo pipefail
 
 stage=0
 stop_stage=100
-nj=2                      # parallel jobs for corpus generation, features and VAD
+nj=2                      # parallel jobs for corpus generation, features, VAD, CMN and embeddings
 seeds=1                   # training seeds per system
 corpus_conf=conf/synthetic_corpus.yaml
 feat_conf=conf/mfcc.yaml
@@ -66,6 +69,15 @@ case $overwrite in true) overwrite_opt=--overwrite ;; false) overwrite_opt= ;;
 # adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
 adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
 
+# gpu_job LOG COMMAND...: COMMAND as one $cuda_cmd job (a training), its output in LOG; when it
+# fails, the end of LOG (the step's error, e.g. the configuration keys that changed) is shown too.
+gpu_job() {
+  local log=$1
+  shift
+  echo "   one job, log in $log"
+  $cuda_cmd "$log" "$@" || { tail -n 3 "$log" >&2; exit 1; }
+}
+
 # The evaluation chain every recipe shares: complete the model dir into a model package
 # (frontend.yaml, training embeddings, LDA+PLDA, cohort with the training mean), then score the
 # test trials with cosine after the training mean, cosine after the test set's own mean (as the
@@ -73,9 +85,9 @@ adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropada
 evaluate() {
   local dir=$1
   steps/make_model_package.py --frontend-data $data/train --vad-conf $vad_conf --cmn-window $cmn_window \
-    --lda-dim $lda_dim "$dir" $data/train_no_sil
-  steps/evaluate_model.py --backends cosine,cosine_dm,plda --set-name test --emb-dir "$dir/xvectors_test" \
-    "$dir" $data/test_no_sil "$dir"
+    --lda-dim $lda_dim --nj $nj --cmd "$train_cmd" "$dir" $data/train_no_sil
+  steps/evaluate_model.py --backends cosine,cosine_dm,plda --nj $nj --cmd "$train_cmd" --set-name test \
+    --emb-dir "$dir/xvectors_test" "$dir" $data/test_no_sil "$dir"
 }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -103,8 +115,8 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "== stage 2: train baseline and DropClass extractors (seeds: $seed_list)"
   for system in baseline dropclass; do
     for seed in $seed_list; do
-      steps/train_xvector.py --config ${train_conf[$system]} --seed $seed $overwrite_opt \
-        $data/train_no_sil $exp/$system/seed$seed
+      gpu_job $exp/$system/seed$seed/log/train_xvector.log steps/train_xvector.py --config ${train_conf[$system]} \
+        --seed $seed $overwrite_opt $data/train_no_sil $exp/$system/seed$seed
     done
   done
 fi
@@ -113,9 +125,10 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "== stage 3: DropAdapt ($dropadapt_variants) from $adapt_from towards the test enrolment side"
   for variant in $dropadapt_variants; do
     for seed in $seed_list; do
-      steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant --set adapt.seed=$seed $overwrite_opt \
-        $exp/$adapt_from/seed$seed/final.pt $data/train_no_sil $data/test_no_sil \
-        $exp/$(adapted_name $variant)/seed$seed
+      out=$exp/$(adapted_name $variant)/seed$seed
+      gpu_job $out/log/dropadapt.log steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant \
+        --set adapt.seed=$seed $overwrite_opt $exp/$adapt_from/seed$seed/final.pt $data/train_no_sil \
+        $data/test_no_sil $out
     done
   done
 fi
