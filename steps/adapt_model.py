@@ -53,7 +53,7 @@ from dropclass_lib.backends.plda import PldaAdaptConfig, PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
 from dropclass_lib.config import load_config, parse_overrides
-from dropclass_lib.corpus_input import Corpus, load_input, resolve_frontend
+from dropclass_lib.corpus_input import AUDIO_EXTENSIONS, Corpus, load_input, resolve_frontend
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.dropadapt import DropAdapt, DropAdaptConfig
@@ -98,6 +98,9 @@ def _place(src: Path, dst: Path) -> None:
 def read_corpus(audio: Path, pattern: re.Pattern | None) -> Corpus:
     """The in-domain corpus: a folder (files directly in it allowed), a wav.scp (with the utt2spk
     beside it) or a data dir."""
+    if audio.is_file() and audio.suffix.lower() in AUDIO_EXTENSIONS:
+        raise UserError(f"{audio} is one audio file: give the folder that holds the in-domain audio, a wav.scp "
+                        "or a data dir")
     beside = audio.with_name("utt2spk")
     if audio.is_file() and pattern is None and beside.is_file():
         return Corpus.from_wav_scp(audio, beside, None)
@@ -193,6 +196,7 @@ def main(argv=None) -> int:
     inputs = [source.model, source.root / FRONTEND_FILE, *provenance.data_inputs(train), *audio_inputs(audio, corpus)]
     if source.root.joinpath(SCORING_FILE).is_file():
         inputs.append(source.root / SCORING_FILE)
+    provenance.input_identity(inputs)   # a missing input is an error before OUT_PACKAGE is made
     with lock_output_dirs(out):
         st = provenance.open_stage(out, settings, inputs, outputs=(MODEL_FILE, str(PLDA_FILE), "cohort.npz",
                                                                   ADAPTATION_FILE),

@@ -173,6 +173,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, setup):
         return err
 
     assert "nowhere does not exist" in error(str(exp), str(train), str(tmp_path / "nowhere"), out)
+    assert "no_train/feats.scp does not exist" in error(str(exp), str(tmp_path / "no_train"), str(audio), out)
+    assert "is one audio file" in error(str(exp), str(train), str(audio / "loose.wav"), out)
     assert "adapts nothing" in error("--dropadapt", "false", str(exp), str(train), str(audio), out)
     assert "is the source package" in error(str(exp), str(train), str(audio), str(exp))
     assert "within-covar-scale must be >= 0" in error("--within-covar-scale", "-1", str(exp), str(train), str(audio), out)
