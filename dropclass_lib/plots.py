@@ -1,26 +1,35 @@
-"""PNG figures of a scored trial list: DET curve (probit axes) and target/non-target histograms."""
+"""PNG figures of a scored trial list: DET curve (probit axes) and target/non-target histograms.
+
+matplotlib loads on the first figure, not at import: every step that scores imports this module,
+and the jobs that only embed (``--cmd`` workers) would pay seconds of start-up for nothing.
+"""
 
 from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
+from scipy.special import ndtri
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-from scipy.stats import norm  # noqa: E402
-
-from dropclass_lib.atomic import atomic_path  # noqa: E402
-from dropclass_lib.metrics import ErrorRates  # noqa: E402
+from dropclass_lib.atomic import atomic_path
+from dropclass_lib.metrics import ErrorRates
 
 _TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def plot_det(curves: dict[str, ErrorRates], path: str | os.PathLike, title: str = "",
@@ -29,18 +38,18 @@ def plot_det(curves: dict[str, ErrorRates], path: str | os.PathLike, title: str 
 
     ``curves`` maps a legend label to its operating points; ``eers`` (fractions) are marked.
     """
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    lo, hi = norm.ppf(0.0005), norm.ppf(0.5)
+    fig, ax = _pyplot().subplots(figsize=(5.5, 5.5))
+    lo, hi = ndtri(0.0005), ndtri(0.5)
     for label, rates in curves.items():
         # Rates of exactly 0 or 1 sit at -/+ infinity on the probit scale: clip them to the frame.
-        x = norm.ppf(np.clip(rates.fpr, 1e-6, 1 - 1e-6))
-        y = norm.ppf(np.clip(rates.fnr, 1e-6, 1 - 1e-6))
+        x = ndtri(np.clip(rates.fpr, 1e-6, 1 - 1e-6))
+        y = ndtri(np.clip(rates.fnr, 1e-6, 1 - 1e-6))
         ax.plot(x, y, label=label)
         if eers and label in eers:
-            e = norm.ppf(np.clip(eers[label], 1e-6, 1 - 1e-6))
+            e = ndtri(np.clip(eers[label], 1e-6, 1 - 1e-6))
             ax.plot([e], [e], "o", color=ax.lines[-1].get_color())
     ax.plot([lo, hi], [lo, hi], ":", color="grey", linewidth=0.8)
-    ticks = norm.ppf(_TICKS)
+    ticks = ndtri(_TICKS)
     labels = [f"{100 * t:g}" for t in _TICKS]
     ax.set_xticks(ticks, labels)
     ax.set_yticks(ticks, labels)
@@ -60,7 +69,7 @@ def plot_score_histogram(scores, labels, path: str | os.PathLike, title: str = "
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
     edges = np.histogram_bin_edges(scores, bins=bins)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     ax.hist(scores[~labels], bins=edges, density=True, alpha=0.6, label=f"non-target ({(~labels).sum()})")
     ax.hist(scores[labels], bins=edges, density=True, alpha=0.6, label=f"target ({labels.sum()})")
     ax.set_xlabel("score")
@@ -78,7 +87,7 @@ def plot_p_avg(curves: dict[str, np.ndarray], path: str | os.PathLike, title: st
     y-axis: a flat curve means the data spreads its probability over all training classes, a
     steep one that it resembles few of them (the paper's train/test class-mismatch figure).
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     for label, p in curves.items():
         ax.plot(np.sort(np.asarray(p, dtype=np.float64))[::-1], label=label)
     ax.set_yscale("log")
