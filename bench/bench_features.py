@@ -17,7 +17,9 @@ distinct files while the benchmark does not write gigabytes.
 Reported per run, for the whole step (interpreter start, imports and exit included): audio
 seconds per wall second divided by the number of jobs (x real time per core; depends on how
 busy the shared machine is), audio seconds per CPU second of the step's processes (x real time
-per CPU-second; does not), and the jobs' own speed from their logs (after start-up). Then the
+per CPU-second; depends on it less, through shared caches), the minor page faults of its
+processes (memory touched anew, as buffers freed to the kernel and allocated again are; compare
+the one-utterance step's), and the jobs' own speed from their logs (after start-up). Then the
 best and median over the repeats, with the load average before and after.
 """
 
@@ -78,8 +80,9 @@ def load() -> str:
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
-def run_step(src: Path, work: Path, tag: str, nj: int, feat_type: str) -> tuple[float, float, list[str]]:
-    """Run the step on a copy of ``src``: (wall s, CPU s of all its processes, job logs)."""
+def run_step(src: Path, work: Path, tag: str, nj: int, feat_type: str) -> tuple[float, float, int, list[str]]:
+    """Run the step on a copy of ``src``: (wall s, CPU s and minor page faults of all its
+    processes, job logs)."""
     d = work / f"data_{tag}"
     shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(work / f"feats_{tag}", ignore_errors=True)
@@ -92,7 +95,7 @@ def run_step(src: Path, work: Path, tag: str, nj: int, feat_type: str) -> tuple[
     wall, cpu1 = time.time() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     logs = [(d / "log" / f"make_{feat_type}_{d.name}.{j}.log").read_text() for j in range(1, nj + 1)]
-    return wall, cpu, logs
+    return wall, cpu, cpu1.ru_minflt - cpu0.ru_minflt, logs
 
 
 def main(argv=None) -> int:
@@ -126,19 +129,21 @@ def main(argv=None) -> int:
                   f"through {len(wavs)} distinct files (synthesised in {time.time() - t0:.1f} s)")
         one = work / "one"
         write_data_dir(one, [Path(read_key_rest(src / "wav.scp").popitem()[1])], 1)
-        fixed = [run_step(one, work, "one", 1, args.feat_type)[0] for _ in range(args.repeat)]
-        print(f"fixed cost of the step (one-utterance data dir, --nj 1): best {min(fixed):.2f} s, "
-              f"median {statistics.median(fixed):.2f} s wall")
+        fixed = [run_step(one, work, "one", 1, args.feat_type)[:3] for _ in range(args.repeat)]
+        print(f"fixed cost of the step (one-utterance data dir, --nj 1): best {min(w for w, _, _ in fixed):.2f} s, "
+              f"median {statistics.median(w for w, _, _ in fixed):.2f} s wall, "
+              f"{statistics.median(f for _, _, f in fixed) / 1000:.0f}k page faults")
         for nj in [int(x) for x in args.nj.split(",")]:
             before, per_core, per_cpu = load(), [], []
             for r in range(args.repeat):
-                wall, cpu, logs = run_step(src, work, f"nj{nj}", nj, args.feat_type)
+                wall, cpu, faults, logs = run_step(src, work, f"nj{nj}", nj, args.feat_type)
                 job_secs = [float(re.search(r"in ([\d.]+) s", text).group(1)) for text in logs]
                 per_core.append(seconds / wall / nj)
                 per_cpu.append(seconds / cpu)
                 print(f"  {args.feat_type} --nj {nj} run {r + 1}: whole step {wall:.2f} s wall = "
                       f"{per_core[-1]:.0f}x real time per core; {cpu:.2f} CPU s = {per_cpu[-1]:.0f}x real "
-                      f"time per CPU-second; inside the jobs {seconds / sum(job_secs):.0f}x per core (wall)")
+                      f"time per CPU-second; {faults / 1000:.0f}k page faults; "
+                      f"inside the jobs {seconds / sum(job_secs):.0f}x per core (wall)")
             print(f"{args.feat_type} --nj {nj}, whole step on {seconds / 3600:.2f} h, {args.repeat} runs: "
                   f"x real time per core best {max(per_core):.0f}, median {statistics.median(per_core):.0f}; "
                   f"per CPU-second best {max(per_cpu):.0f}, median {statistics.median(per_cpu):.0f} "

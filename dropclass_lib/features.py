@@ -1,33 +1,40 @@
-"""MFCC and log-mel filterbank features with Kaldi semantics, computed by lhotse's extractors.
+"""MFCC and log-mel filterbank features with Kaldi semantics, computed with public torch operations.
 
 The option names and defaults are Kaldi's (``compute-mfcc-feats`` / ``compute-fbank-feats``),
 with the VoxCeleb recipe's MFCC settings: 30 mel bins, 30 cepstra, 20-7600 Hz, no snipped
-edges. The points where a plain call of lhotse 1.33 would differ from Kaldi:
+edges. The analysis is Kaldi's, step by step (dither, framing, DC removal, log energy,
+pre-emphasis, window, zero-padded FFT, power spectrum, mel filters, log, DCT, lifter), with the
+tables of lhotse's Kaldi-compatible layers, built by its public helpers (``create_frame_window``,
+``get_mel_banks``, ``Wav2MFCC.make_dct_matrix``), so that the features are its layers' to float
+rounding; the tests also compare them with kaldi-native-fbank (Kaldi's own code). The points
+where a plain call of lhotse 1.33's layers would differ from Kaldi, and what we do:
 
 * Kaldi reads 16-bit audio as integer-valued floats; we scale the [-1, 1] samples by
   ``waveform_scale`` (32768) so log energies and filterbank values, and hence the energy VAD
   threshold, are on Kaldi's scale.
-* Kaldi dithers with fresh random noise; here the dither noise is seeded from the utterance id,
-  so features do not depend on how the utterances are split into jobs or on re-runs.
+* Kaldi dithers with fresh random noise; here the dither noise is seeded from the utterance id
+  (a generator of its own, not torch's default one), so features do not depend on how the
+  utterances are split into jobs or on re-runs. As lhotse, the waveform is dithered once,
+  where Kaldi dithers each frame.
 * lhotse 1.33's MFCC with ``use_energy`` (Kaldi's default: C0 replaced by the frame's log
-  energy) indexes the wrong axis and fails; we take lhotse's framing and cepstra separately and
-  put the log energy into column 0 ourselves.
+  energy) indexes the wrong axis and fails; we put the log energy into column 0.
 * lhotse squares the complex magnitude (``X.abs() ** 2``: a square root, then its square); we
-  give its layer Kaldi's power spectrum, re^2 + im^2 (``X * conj(X)``), which equals it to float
-  rounding (relative 3e-7) at a fifth of the cost.
+  take Kaldi's power spectrum, re^2 + im^2, which equals it to float rounding at a fifth of the
+  cost.
 * lhotse's Blackman window is periodic (``2 pi n / N``), Kaldi's symmetric (``2 pi n / (N - 1)``);
   its lifter must be a non-zero integer, Kaldi's is any real number (0: none); it takes the log
   energy as ``log(E + 1e-15)`` where Kaldi floors E at FLT_EPSILON (digital silence: -15.9, not
-  -34.5, which matters to the energy VAD's mean-based threshold). We give its layer Kaldi's
-  Blackman window and lifter and floor the log energy as Kaldi (``dropclass_lib.kaldi_analysis``).
-
-Everything else (dither, framing, DC removal, pre-emphasis, FFT, mel banks, log, DCT) is
-lhotse's layer.
+  -34.5, which matters to the energy VAD's mean-based threshold). We take Kaldi's Blackman
+  window, lifter and floor (``dropclass_lib.kaldi_analysis``).
+* With ``snip_edges`` false the edges are reflected once, as lhotse does: an utterance too
+  short for that (under 140 samples at the default settings) has no frames, where Kaldi
+  reflects again.
 
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
@@ -42,7 +49,7 @@ import yaml
 
 from dropclass_lib.atomic import atomic_open, regenerating
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.kaldi_analysis import LOG_ENERGY_FLOOR, blackman_window, lifter_coefficients
+from dropclass_lib.kaldi_analysis import FLT_EPSILON, blackman_window, lifter_coefficients
 from dropclass_lib.parallel import ArkJob, Dispatch, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import iter_table, read_kv
 
@@ -97,20 +104,10 @@ class _FrameConfig:
         high = self.high_freq if self.high_freq > 0 else nyquist + self.high_freq
         if not 0 <= self.low_freq < high <= nyquist:
             raise ValueError(f"need 0 <= low_freq < high_freq <= {nyquist:g} Hz, got {self.low_freq:g} and {high:g}")
-        if self.num_mel_bins < 3:
-            raise ValueError(f"num_mel_bins must be at least 3, got {self.num_mel_bins}")
+        if self.num_mel_bins < 4:  # Kaldi's minimum is 3, lhotse's mel banks' 4
+            raise ValueError(f"num_mel_bins must be at least 4, got {self.num_mel_bins}")
         if self.channel is not None and self.channel < 0:
             raise ValueError(f"channel must be null or a channel number >= 0, got {self.channel}")
-
-    def lhotse_kwargs(self) -> dict:
-        return dict(
-            sampling_rate=self.sample_frequency, frame_length=self.frame_length / 1000,
-            frame_shift=self.frame_shift / 1000, round_to_power_of_two=self.round_to_power_of_two,
-            remove_dc_offset=self.remove_dc_offset, preemph_coeff=self.preemphasis_coefficient,
-            window_type=self.window_type, dither=self.dither, snip_edges=self.snip_edges,
-            energy_floor=self.energy_floor, raw_energy=self.raw_energy, use_energy=self.use_energy,
-            low_freq=self.low_freq, high_freq=self.high_freq, num_filters=self.num_mel_bins,
-        )
 
 
 @dataclass
@@ -164,14 +161,37 @@ def default_config_path(feat_type: str) -> Path:
     return CONF_DIR / f"{feat_type}.yaml"
 
 
-def _power_spectrum(spectrum):
-    """|X|^2 of a complex spectrum as Kaldi computes it (re^2 + im^2, no square root)."""
-    return (spectrum * spectrum.conj()).real
-
-
 def utterance_seed(utt: str) -> int:
     """A stable seed for the dither noise of one utterance."""
     return zlib.crc32(utt.encode("utf-8"))
+
+
+class _Block:
+    """Buffers for analysing up to ``size`` frames at once, and which utterance's features each
+    frame of the block belongs to."""
+
+    def __init__(self, torch, size: int, frame_length: int, fft_size: int, num_bins: int, dim: int):
+        self.size, self.filled = size, 0
+        self.frames = torch.empty((size, frame_length))
+        self.signal = torch.zeros((size, fft_size))
+        """Windowed frames in each row's first ``frame_length`` columns; the rest stays zero (the
+        FFT's padding)."""
+        self.spectrum = torch.empty((size, fft_size // 2 + 1), dtype=torch.complex64)
+        self.power = torch.empty((size, fft_size // 2 + 1))
+        self.mel = torch.empty((size, num_bins))
+        self.energy = torch.empty(size)
+        self.feats = torch.empty((size, dim))
+        self.placed: list[tuple[_Pending, int, int, int]] = []
+        """``(utterance, its first frame here, block row, frames)`` of the frames in the block."""
+
+
+@dataclass
+class _Pending:
+    """An utterance of ``extract_many`` whose features are not all computed yet."""
+
+    utt: str
+    feats: np.ndarray
+    remaining: int
 
 
 class FeatureExtractor:
@@ -179,134 +199,150 @@ class FeatureExtractor:
     (``extractor(samples, utt)``) or a stream of them (``extract_many``).
 
     Each utterance is scaled, dithered (seeded by its id) and cut into frames on its own (Kaldi's
-    reflected edges belong to one utterance). Frames are analysed independently, so short
-    utterances are gathered until they hold ``BLOCK_FRAMES`` frames and go through lhotse's layer
-    together, and long ones go through it ``BLOCK_FRAMES`` at a time. Same numbers as one call
-    per utterance (to float rounding); measured on one core (best of 5, CPU time): 1-s utterances
-    +15%, 8-s utterances unchanged; blocks of 4000 frames were 8% slower on 8-s utterances
-    (their tensors leave the cache), 256 no better than 400.
+    reflected edges belong to one utterance). Frames are analysed independently, so they are
+    copied into blocks of ``BLOCK_FRAMES``, short utterances sharing one and long ones spread
+    over several, and a full block is analysed at once in buffers made once per
+    ``extract_many``: no large tensor is allocated per block, only each utterance's waveform
+    and features.
     """
 
     BLOCK_FRAMES = 400
-    """Frames per call of lhotse's layer: its largest tensors (400 x 512 floats, 400 x 257
-    complex) then fit in a core's 1 MB L2 cache."""
+    """Frames per block: the block's largest buffers (400 x 512 floats, 400 x 257 complex) then
+    fit in a core's 1 MB L2 cache."""
 
     def __init__(self, cfg: FeatConfig):
         # torch and lhotse load here, not at import time: the VAD and CMN steps use this
         # module's config helpers and should not pay two seconds of imports for them.
         import torch
-        from lhotse.features.kaldi.extractors import Fbank, FbankConfig, Mfcc, MfccConfig
-        from lhotse.features.kaldi.layers import _get_strided_batch
+        from lhotse.features.kaldi.layers import Wav2MFCC, create_frame_window, get_mel_banks
 
         self._torch = torch
-        self._frame = _get_strided_batch
         self.cfg = cfg
-        self._lifter = None
+        rate = cfg.sample_frequency
+        self.frame_length = int(rate * cfg.frame_length / 1000)
+        self.frame_shift = int(rate * cfg.frame_shift / 1000)
+        self.fft_size = fft_size_of(config_record(cfg))
+        # lhotse's tables, computed as its layers compute them (float32, so that the features are
+        # its layers' to float rounding), but for the Blackman window (module docstring).
+        if cfg.window_type == "blackman":
+            self._window = torch.from_numpy(blackman_window(self.frame_length)).float()
+        else:
+            self._window = create_frame_window(self.frame_length, window_type=cfg.window_type)
+        banks, _ = get_mel_banks(cfg.num_mel_bins, self.fft_size, rate, cfg.low_freq, cfg.high_freq)
+        self._mel_banks = torch.nn.functional.pad(banks, (0, 1)).T.contiguous()  # no weight on Nyquist's bin
+        self._energy_floor = max(FLT_EPSILON, cfg.energy_floor)
+        """Kaldi takes log(max(E, FLT_EPSILON)), then floors that at log(energy_floor) if > 0."""
+        self._dct = self._lifter = None
         if isinstance(cfg, MfccFeatConfig):
-            # lhotse's lifter takes an integer and fails for 0: build the layer with its default,
-            # switch its lifter off and apply Kaldi's real-valued one in _analyse.
-            self._lhotse = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps))
-            self._lhotse.extractor.cepstral_lifter = 0
+            self._dct = Wav2MFCC.make_dct_matrix(cfg.num_ceps, cfg.num_mel_bins)
             if cfg.cepstral_lifter != 0:
                 self._lifter = torch.from_numpy(lifter_coefficients(cfg.num_ceps, cfg.cepstral_lifter)).float()
             self.dim = cfg.num_ceps
         else:
-            self._lhotse = Fbank(FbankConfig(**cfg.lhotse_kwargs()))
             self.dim = cfg.num_mel_bins + int(cfg.use_energy)
-        self._module = self._lhotse.extractor
-        self._module._to_spec = _power_spectrum
-        if cfg.window_type == "blackman":
-            win = self._module.wav2win
-            with torch.no_grad():
-                win._window.copy_(torch.from_numpy(blackman_window(win._length)))
-        self._mfcc_energy = isinstance(cfg, MfccFeatConfig) and cfg.use_energy
+        self._dither = torch.Generator()
 
     def num_frames(self, num_samples: int) -> int:
-        shift = int(self.cfg.sample_frequency * self.cfg.frame_shift / 1000)
+        length, shift = self.frame_length, self.frame_shift
         if not self.cfg.snip_edges:
             frames = (num_samples + shift // 2) // shift
-            # The reflected edges are mirrored once (lhotse's framing), so each needs that many
-            # samples; Kaldi reflects again, but an utterance this short holds no speech anyway.
-            length = int(self.cfg.sample_frequency * self.cfg.frame_length / 1000)
+            # Each reflected edge is mirrored once, so it needs that many samples; Kaldi
+            # reflects again, but an utterance this short holds no speech anyway.
             left = (length - shift) // 2
             right = (frames - 1) * shift + length - num_samples - left
             return frames if num_samples >= max(left, right) else 0
-        length = int(self.cfg.sample_frequency * self.cfg.frame_length / 1000)
         return 0 if num_samples < length else 1 + (num_samples - length) // shift
 
     def _frames(self, samples: np.ndarray, utt: str):
-        """One utterance's frames (frames x frame length), scaled and dithered as lhotse's layer does."""
-        torch, win = self._torch, self._module.wav2win
-        if self.num_frames(len(samples)) == 0:
-            return torch.empty((0, win._length))
-        x = torch.from_numpy(np.asarray(samples, dtype=np.float32) * self.cfg.waveform_scale).unsqueeze(0)
-        if win.dither != 0:
-            # The dither comes from torch's default CPU generator, seeded per utterance. Seed
-            # only that one: torch.manual_seed also queues a lazy CUDA seeding that records a
-            # stack trace per call (a tenth of the extraction time, and a list that grows).
-            torch.random.default_generator.manual_seed(utterance_seed(utt))
-            x = x + win.dither * torch.randn(x.shape)
-        return self._frame(x, win._length, win._shift, win.snip_edges)[0]
-
-    def _analyse(self, frames):
-        """Features of stacked frames (any utterances), computed by lhotse's layer block by block."""
+        """One utterance's frames (frames x frame length): a strided view of its scaled and
+        dithered samples, with Kaldi's reflected edges unless ``snip_edges``."""
         torch = self._torch
-        out = torch.empty((frames.shape[0], self.dim))
-        with torch.inference_mode():
-            for start in range(0, frames.shape[0], self.BLOCK_FRAMES):
-                block = frames[start:start + self.BLOCK_FRAMES].unsqueeze(0)
-                windowed, log_energy = self._module.wav2win._forward_strided(block)
-                if log_energy is not None:
-                    log_energy = log_energy.clamp_(min=LOG_ENERGY_FLOOR)
-                feats = self._module._forward_strided(windowed, None if self._mfcc_energy else log_energy)
-                if self._lifter is not None:
-                    feats *= self._lifter
-                if self._mfcc_energy:
-                    feats[..., 0] = log_energy
-                out[start:start + block.shape[1]] = feats[0]
-        return out
+        num_frames = self.num_frames(len(samples))
+        if num_frames == 0:
+            return torch.empty((0, self.frame_length))
+        x = torch.from_numpy(np.asarray(samples, dtype=np.float32) * self.cfg.waveform_scale)
+        if self.cfg.dither != 0:
+            self._dither.manual_seed(utterance_seed(utt))
+            x += torch.randn(x.shape, generator=self._dither).mul_(self.cfg.dither)
+        if not self.cfg.snip_edges:
+            # Sample -1 is sample 0, sample n is sample n - 1, and so on (Kaldi's reflection).
+            left = (self.frame_length - self.frame_shift) // 2
+            right = (num_frames - 1) * self.frame_shift + self.frame_length - len(x) - left
+            x = torch.cat([x[:left].flip(0), x] + ([x[len(x) - right:].flip(0)] if right > 0 else []))
+        return x.unfold(0, self.frame_length, self.frame_shift)[:num_frames]
+
+    def _analyse(self, block: _Block) -> None:
+        """Features of the block's frames (which it overwrites) into ``block.feats``."""
+        torch, cfg, n = self._torch, self.cfg, block.filled
+        frames, energy, feats = block.frames[:n], block.energy[:n], block.feats[:n]
+        windowed = block.signal[:n, :frames.shape[1]]
+        if cfg.remove_dc_offset:
+            frames -= frames.mean(dim=1, keepdim=True)
+        if cfg.raw_energy:
+            torch.sum(torch.mul(frames, frames, out=windowed), dim=1, out=energy)
+        c = cfg.preemphasis_coefficient
+        if c != 0:
+            torch.mul(frames[:, :-1], c, out=windowed[:, 1:])
+            torch.sub(frames[:, 1:], windowed[:, 1:], out=windowed[:, 1:])
+            windowed[:, 0] = frames[:, 0] - c * frames[:, 0]
+        else:
+            windowed.copy_(frames)
+        windowed *= self._window
+        if not cfg.raw_energy:
+            torch.sum(torch.mul(windowed, windowed, out=frames), dim=1, out=energy)
+        spectrum = torch.fft.rfft(block.signal[:n], out=block.spectrum[:n])
+        re_im = torch.view_as_real(spectrum)
+        power = torch.mul(re_im[..., 0], re_im[..., 0], out=block.power[:n]).addcmul_(re_im[..., 1], re_im[..., 1])
+        log_energy = energy.clamp_(min=self._energy_floor).log_()
+        if self._dct is not None:
+            mel = torch.matmul(power, self._mel_banks, out=block.mel[:n])
+            torch.matmul(mel.clamp_(min=FLT_EPSILON).log_(), self._dct, out=feats)
+            if self._lifter is not None:
+                feats *= self._lifter
+            if cfg.use_energy:
+                feats[:, 0] = log_energy
+        else:
+            mel = torch.matmul(power, self._mel_banks, out=feats[:, int(cfg.use_energy):])
+            mel.clamp_(min=FLT_EPSILON).log_()
+            if cfg.use_energy:
+                feats[:, 0] = log_energy
+
+    def _flush(self, block: _Block) -> None:
+        """Analyse the block's frames and hand their features to their utterances."""
+        self._analyse(block)
+        for pending, first, row, count in block.placed:
+            self._torch.from_numpy(pending.feats)[first:first + count] = block.feats[row:row + count]
+            pending.remaining -= count
+        block.filled, block.placed = 0, []
 
     def extract_many(self, items: Iterable[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
         """``(utt, features)`` for each ``(utt, samples)`` of ``items``, in order."""
-        torch = self._torch
-        items = iter(items)
-        while True:
-            utts, frames, total = [], [], 0
-            for utt, samples in items:
-                utts.append(utt)
-                frames.append(self._frames(samples, utt))
-                total += frames[-1].shape[0]
-                if total >= self.BLOCK_FRAMES:
-                    break
-            if not utts:
-                return
-            feats = self._analyse(torch.cat(frames) if len(frames) > 1 else frames[0])
-            sizes = [f.shape[0] for f in frames]
-            yield from zip(utts, (f.numpy() for f in torch.split(feats, sizes)))
+        block = _Block(self._torch, self.BLOCK_FRAMES, self.frame_length, self.fft_size, self.cfg.num_mel_bins,
+                       self.dim)
+        queue: collections.deque[_Pending] = collections.deque()
+        for utt, samples in items:
+            frames = self._frames(samples, utt)
+            pending = _Pending(utt, np.empty((frames.shape[0], self.dim), dtype=np.float32), frames.shape[0])
+            queue.append(pending)
+            first = 0
+            while first < frames.shape[0]:
+                count = min(frames.shape[0] - first, block.size - block.filled)
+                block.frames[block.filled:block.filled + count] = frames[first:first + count]
+                block.placed.append((pending, first, block.filled, count))
+                block.filled += count
+                first += count
+                if block.filled == block.size:
+                    self._flush(block)
+            while queue and queue[0].remaining == 0:
+                done = queue.popleft()
+                yield done.utt, done.feats
+        if block.filled:
+            self._flush(block)
+        for done in queue:
+            yield done.utt, done.feats
 
     def __call__(self, samples: np.ndarray, utt: str) -> np.ndarray:
         return next(self.extract_many([(utt, samples)]))[1]
-
-
-def keep_freed_memory() -> None:
-    """Ask glibc's malloc to keep freed blocks in the heap (a no-op on other C libraries).
-
-    By default glibc hands every freed block over 128 KB back to the kernel, so each
-    utterance's tensors (a few MB) are mapped and page-faulted in anew: measured 0.2-0.8 million
-    page faults, 0.4-1.5 s of system time per hour of audio, a third of the extraction. With
-    the thresholds raised, a job's memory stays at its largest utterance's needs instead.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 1 << 30)
-    mallopt(m_trim_threshold, 1 << 30)
 
 
 def config_record(cfg: FeatConfig) -> dict:
@@ -444,7 +480,6 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     # One thread per job (jobs are the parallelism); the extractor is built here, before the
     # jobs fork, so they share the loaded torch/lhotse instead of importing them again.
     torch.set_num_threads(1)
-    keep_freed_memory()
     extractor = FeatureExtractor(cfg)
     from dropclass_lib.augment import Renderer
 

@@ -1,6 +1,6 @@
-"""Kaldi's per-frame analysis constants where lhotse's layer departs from Kaldi
-(``feature-window.cc``, ``feature-mfcc.cc``): the Blackman window, the cepstral lifter and the
-floor of the log energy. ``FeatureExtractor`` puts these into lhotse's layer.
+"""Kaldi's per-frame analysis constants where lhotse's departs from Kaldi (``feature-window.cc``,
+``feature-mfcc.cc``): the Blackman window, the cepstral lifter and the floor of the log energy.
+``dropclass_lib.features.FeatureExtractor`` uses these, and lhotse's tables for the rest.
 """
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
-"""Kaldi floors the frame energy (and the mel energies) at this before taking the log."""
-LOG_ENERGY_FLOOR = float(np.log(FLT_EPSILON))
-"""log(FLT_EPSILON) = -15.94: the log energy of a frame of digital silence in Kaldi."""
+"""Kaldi floors the frame energy (and the mel energies) at this before taking the log: the log
+energy of a frame of digital silence is log(FLT_EPSILON) = -15.94."""
 
 
 def blackman_window(length: int, blackman_coeff: float = 0.42) -> np.ndarray:

@@ -94,30 +94,39 @@ def test_c0_is_kaldi_raw_log_energy():
     assert np.allclose(louder[:, 0] - feats[:, 0], np.log(4), atol=1e-3)
 
 
+def lhotse_options(cfg) -> dict:
+    """``cfg``'s options by the names of lhotse's Kaldi-compatible layers."""
+    return dict(
+        sampling_rate=cfg.sample_frequency, frame_length=cfg.frame_length / 1000, frame_shift=cfg.frame_shift / 1000,
+        remove_dc_offset=cfg.remove_dc_offset, preemph_coeff=cfg.preemphasis_coefficient, window_type=cfg.window_type,
+        dither=cfg.dither, snip_edges=cfg.snip_edges, energy_floor=cfg.energy_floor, raw_energy=cfg.raw_energy)
+
+
 @pytest.mark.parametrize("feat_type", ["mfcc", "fbank"])
 def test_equals_stock_lhotse_layer(feat_type):
-    """Our calls of lhotse's layer (power spectrum as re^2 + im^2, dither from the default
-    generator seeded per utterance) give lhotse's stock per-utterance result to float rounding."""
-    from lhotse.features.kaldi.extractors import Fbank, FbankConfig, Mfcc, MfccConfig
+    """Our analysis gives lhotse's stock per-utterance result (its public layers, dither from
+    the default generator seeded per utterance) to float rounding."""
+    from lhotse.features.kaldi.layers import Wav2LogFilterBank, Wav2MFCC, Wav2Win
     import torch
 
     x = (0.2 * np.random.default_rng(3).standard_normal(48123)).astype(np.float32)
-    if feat_type == "mfcc":
-        cfg = mfcc_cfg()
-        stock = Mfcc(MfccConfig(**cfg.lhotse_kwargs(), num_ceps=cfg.num_ceps, cepstral_lifter=22)).extractor
-    else:
-        cfg = load_config(default_config_path("fbank"), FbankFeatConfig)
-        stock = Fbank(FbankConfig(**cfg.lhotse_kwargs())).extractor
+    cfg = mfcc_cfg() if feat_type == "mfcc" else load_config(default_config_path("fbank"), FbankFeatConfig)
+    options = lhotse_options(cfg)
+    bank = dict(round_to_power_of_two=cfg.round_to_power_of_two, low_freq=cfg.low_freq, high_freq=cfg.high_freq,
+                num_filters=cfg.num_mel_bins)
     got = FeatureExtractor(cfg)(x, "utt7")
-    torch.manual_seed(utterance_seed("utt7"))
+    wave = torch.from_numpy(x * 32768).unsqueeze(0)
     with torch.inference_mode():
-        wave = torch.from_numpy(x * 32768).unsqueeze(0)
         if feat_type == "mfcc":
-            frames, log_energy = stock.wav2win(wave)
-            ref = stock._forward_strided(frames, None)
-            ref[..., 0] = log_energy
+            # lhotse's MFCC with use_energy fails (it indexes the wrong axis): its cepstra, and
+            # the log energy of its framing layer, each from the same seeded dither
+            torch.manual_seed(utterance_seed("utt7"))
+            ref = Wav2MFCC(**options, **bank, num_ceps=cfg.num_ceps, cepstral_lifter=22)(wave)
+            torch.manual_seed(utterance_seed("utt7"))
+            ref[..., 0] = Wav2Win(**options, return_log_energy=True)(wave)[1]
         else:
-            ref = stock(wave)
+            torch.manual_seed(utterance_seed("utt7"))
+            ref = Wav2LogFilterBank(**options, **bank, use_energy=cfg.use_energy)(wave)
     ref = ref[0].numpy()
     assert got.shape == ref.shape == (301, cfg.num_mel_bins if feat_type == "fbank" else cfg.num_ceps)
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-4 if feat_type == "mfcc" else 1e-5)
@@ -234,6 +243,18 @@ def test_dither_is_seeded_by_utterance():
     ext = FeatureExtractor(mfcc_cfg())
     a, b, c = ext(x, "utt-a"), ext(x, "utt-a"), ext(x, "utt-b")
     assert np.array_equal(a, b) and not np.array_equal(a, c) and np.isfinite(a).all()
+
+
+def test_dither_leaves_torch_default_generator_alone():
+    """The dither noise has its own generator: features computed in a process that trains (the
+    Python API) do not reseed torch's default generator."""
+    import torch
+
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    FeatureExtractor(mfcc_cfg())(np.zeros(4000, dtype=np.float32), "utt-a")
+    assert torch.equal(torch.rand(4), expected)
 
 
 def test_make_features_scp_and_nj_independence(tmp_path):
