@@ -96,3 +96,10 @@ def assert_line_error(code: int, stderr: str, path: Path, lineno: int, text: str
     assert repr(text) in stderr, stderr
     for fragment in fragments:
         assert fragment in stderr, stderr
+
+
+def pytest_collection_modifyitems(config, items):
+    """The ``minutes`` tests first: pytest-xdist hands its first tests out in turn, so each of the
+    two workers starts one of the longest runs at once instead of one worker finishing the
+    suite alone with a run of several minutes collected last."""
+    items.sort(key=lambda item: item.get_closest_marker("minutes") is None)

@@ -86,6 +86,7 @@ def _tiny(conf: str, out: Path, **changes) -> Path:
     return out
 
 
+@pytest.mark.minutes
 @pytest.mark.slow
 @pytest.mark.skipif(not all((SHARED / c).is_dir() for c in CORPORA),
                     reason=f"the shared real corpora under {SHARED} are needed")

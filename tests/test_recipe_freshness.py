@@ -79,6 +79,7 @@ def _state(work: Path) -> dict[str, tuple[int, int]]:
             if p.is_file() and not (p.parent.name == "log" and p.name in RUNNER_LOGS)}
 
 
+@pytest.mark.minutes
 @pytest.mark.slow
 def test_rerun_redoes_nothing_and_a_change_redoes_what_follows(work):
     _run(work)
