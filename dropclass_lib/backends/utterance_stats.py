@@ -9,10 +9,11 @@ Fused at score level (:mod:`dropclass_lib.calibration`, back-end ``fused``), the
 differently: measured on the real-speech recipe's held-out corpora, the fusion is below both.
 
 The statistics are the mean and standard deviation over *all* frames (no VAD, no CMN) of Kaldi's
-liftered cepstra. From log-mel filterbank features these are computed here: an orthonormal DCT-II
-across the mel bins, the first ``num_ceps`` kept, scaled by Kaldi's lifter (without the lifter
-the high-variance low cepstra dominate the cosine: 17.0 % against 9.6 % EER on speechocean762's
-test half). MFCC features already are liftered cepstra and are used as they are.
+liftered cepstra. From log-mel filterbank features these are computed here: the orthonormal
+DCT-II of the MFCC features (lhotse's table, as :mod:`dropclass_lib.features` uses) across the mel
+bins, the first ``num_ceps`` kept, scaled by Kaldi's lifter (without the lifter the high-variance
+low cepstra dominate the cosine: 17.0 % against 9.6 % EER on speechocean762's test half). MFCC
+features already are liftered cepstra and are used as they are.
 """
 
 from __future__ import annotations
@@ -38,15 +39,6 @@ STATS_NAME = "stats"
 """``OUT/stats.scp`` + ``stats.ark``: the statistics vectors of a data directory."""
 
 
-def dct_matrix(num_bins: int, num_ceps: int) -> np.ndarray:
-    """``(num_bins, num_ceps)`` orthonormal DCT-II basis: ``feats @ M`` are the cepstra."""
-    n = np.arange(num_bins)[:, None]
-    k = np.arange(num_ceps)[None, :]
-    m = np.cos(np.pi * k * (2 * n + 1) / (2 * num_bins)) * np.sqrt(2.0 / num_bins)
-    m[:, 0] /= np.sqrt(2.0)
-    return m
-
-
 class CepstralStats:
     """Maps a ``(frames, dim)`` feature matrix of kind ``feat_type`` to its statistics vector."""
 
@@ -67,9 +59,11 @@ class CepstralStats:
             ceps = feats[:, :self.num_ceps]
         else:
             if self._basis is None or self._basis.shape[0] != feats.shape[1]:
+                from lhotse.features.kaldi.layers import Wav2MFCC  # the DCT of the MFCC features
+
                 num_ceps = min(self.num_ceps, feats.shape[1])
-                self._basis = dct_matrix(feats.shape[1], num_ceps) * lifter_coefficients(
-                    num_ceps, self.cepstral_lifter)[None, :]
+                dct = Wav2MFCC.make_dct_matrix(num_ceps, feats.shape[1]).numpy().astype(np.float64)
+                self._basis = dct * lifter_coefficients(num_ceps, self.cepstral_lifter)[None, :]
             ceps = feats @ self._basis
         return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])
 
