@@ -116,13 +116,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still write: it exists and (where /proc tells)
+    is not a zombie, which a killed job stays until its parent, or init, reaps it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by another user
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def remove_dead_temps(directory: str | os.PathLike) -> list[Path]:

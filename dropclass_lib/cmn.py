@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import kaldiio
 import numpy as np
@@ -84,6 +84,34 @@ def _write_data_dir(data_in: Path, data_out: Path, kept: set[str]) -> dict[str, 
     return counts
 
 
+@dataclass(frozen=True)
+class _CmnVadJob:
+    """One job of :func:`prepare_feats_for_egs`: CMN and voiced frames of the utterances of its
+    chunk (utterance -> ``(feats rxfile, vad rxfile)``), and a log line naming those dropped."""
+
+    cmn_window: int
+    log_dir: Path
+    name: str
+
+    def __call__(self, job: ArkJob, entries: dict[str, tuple[str, str]], progress: Progress) -> None:
+        start, dropped = time.time(), []
+
+        def items():
+            for utt, (feats_rx, vad_rx) in entries.items():
+                voiced = select_voiced_frames(sliding_window_cmn(kaldiio.load_mat(feats_rx), self.cmn_window),
+                                              kaldiio.load_mat(vad_rx), utt)
+                progress(1)
+                if voiced.shape[0] == 0:
+                    dropped.append(utt)
+                    continue
+                yield utt, voiced
+
+        n = job.write(items())
+        with atomic_open(self.log_dir / f"xvector_feats_{self.name}.{job.job}.log", "w", encoding="utf-8") as f:
+            f.write(f"{n} utterances kept, {len(dropped)} without voiced frames dropped"
+                    f"{': ' + ' '.join(dropped) if dropped else ''}; {time.time() - start:.2f} s\n")
+
+
 def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLike, feat_dir: str | os.PathLike,
                           nj: int = 1, cmn_window: int = 300, dispatch: Dispatch | None = None) -> None:
     """Sliding CMN then voiced-frame selection for every utterance of ``data_in`` (which needs
@@ -104,27 +132,10 @@ def prepare_feats_for_egs(data_in: str | os.PathLike, data_out: str | os.PathLik
     name = data_out.resolve().name
     (feat_dir / "log").mkdir(parents=True, exist_ok=True)
     settings = {"cmn_window": cmn_window, "center": True, "norm_vars": False, "data_in": str(data_in.resolve())}
-    feats, vads = kaldiio.load_scp(str(feats_scp)), kaldiio.load_scp(str(vad_scp))
-
-    def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
-        start, dropped = time.time(), []
-
-        def items():
-            for utt in keys:
-                voiced = select_voiced_frames(sliding_window_cmn(feats[utt], cmn_window), vads[utt], utt)
-                progress(1)
-                if voiced.shape[0] == 0:
-                    dropped.append(utt)
-                    continue
-                yield utt, voiced
-
-        n = job.write(items())
-        with atomic_open(feat_dir / "log" / f"xvector_feats_{name}.{job.job}.log", "w", encoding="utf-8") as f:
-            f.write(f"{n} utterances kept, {len(dropped)} without voiced frames dropped"
-                    f"{': ' + ' '.join(dropped) if dropped else ''}; {time.time() - start:.2f} s\n")
+    chunks = [{utt: (feats_keys[utt], vad_keys[utt]) for utt in chunk} for chunk in split_contiguous(utts, nj)]
 
     def run_jobs():
-        return run_ark_jobs(feat_dir / f"xvector_feats_{name}", split_contiguous(utts, nj), worker,
+        return run_ark_jobs(feat_dir / f"xvector_feats_{name}", chunks, _CmnVadJob(cmn_window, feat_dir / "log", name),
                             desc=f"cmn+vad {data_in.name}", settings=settings,
                             inputs=data_inputs(data_in, "feats.scp") + [vad_scp] + scp_archives(vad_scp),
                             dispatch=dispatch, log_dir=feat_dir / "log")

@@ -43,7 +43,7 @@ from dropclass_lib.backends.trial_scoring import score_trial_list, write_scoring
 from dropclass_lib.embeddings import DEFAULT_MAX_BATCH_FRAMES, embed_utterances, speaker_means
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.package import ModelPackage
-from dropclass_lib.parallel import ArkJob, Dispatch, remove_ark_jobs, run_ark_jobs, split_contiguous
+from dropclass_lib.parallel import ArkJob, Dispatch, Progress, remove_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import read_kv, write_table
 from dropclass_lib.trials import read_trials
 from dropclass_lib.vector_io import iter_scp, read_vectors, write_vectors
@@ -86,6 +86,31 @@ def _embeddings(model_path, data: Path, device: str, keys: set[str] | None, **op
     yield from embed_utterances(model.extractor, feats, device=device, **options)
 
 
+@dataclasses.dataclass(frozen=True)
+class _EmbeddingJob:
+    """One job of :func:`_embedding_jobs`: the embeddings of its utterances; with several jobs,
+    each on one CPU thread, as Kaldi's jobs."""
+
+    model_path: str | os.PathLike
+    data: Path
+    device: str
+    options: dict
+    one_thread: bool
+
+    def __call__(self, job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
+        import torch
+
+        if self.one_thread:
+            torch.set_num_threads(1)
+
+        def items():
+            for utt, emb in _embeddings(self.model_path, self.data, self.device, set(keys), **self.options):
+                progress(1)
+                yield utt, emb
+
+        job.write(items(), write_num_frames=False)
+
+
 def _embedding_jobs(model_path, data: Path, out: Path, device: str, nj: int, dispatch: Dispatch | None,
                     settings: dict, inputs: list, options: dict) -> list[ArkJob]:
     """The embeddings in ``nj`` jobs (``out/xvector_job.JOB.{ark,scp}``, logs in ``out/log``), run
@@ -94,20 +119,7 @@ def _embedding_jobs(model_path, data: Path, out: Path, device: str, nj: int, dis
     if not utts:
         raise UserError(f"{data / 'feats.scp'}: no utterances")
     chunks = split_contiguous(utts, nj)
-
-    def worker(job: ArkJob, keys, progress) -> None:
-        import torch
-
-        if len(chunks) > 1:
-            torch.set_num_threads(1)
-
-        def items():
-            for utt, emb in _embeddings(model_path, data, device, set(keys), **options):
-                progress(1)
-                yield utt, emb
-
-        job.write(items(), write_num_frames=False)
-
+    worker = _EmbeddingJob(model_path, data, device, options, one_thread=len(chunks) > 1)
     out.mkdir(parents=True, exist_ok=True)
     jobs, _ = run_ark_jobs(out / "xvector_job", chunks, worker, desc=f"embeddings {data.name}",
                            settings={**settings, "device": device}, inputs=inputs, dispatch=dispatch,

@@ -409,16 +409,37 @@ def audio_setups(entries: dict[str, tuple[Path, int, object]]) -> list[Path]:
     return [Path(s) for s in sorted(setups)]
 
 
+@dataclass(frozen=True)
+class _FeatureJob:
+    """One feature job (:func:`make_features`): features of the utterances of its chunk
+    (utterance -> ``(table, lineno, entry)``) into its archive, and a log line in
+    ``log_dir/make_<name>.JOB.log``."""
+
+    cfg: FeatConfig
+    log_dir: Path
+    name: str
+
+    def __call__(self, job: ArkJob, entries: dict[str, tuple[Path, int, object]], progress: Progress) -> None:
+        import torch
+
+        from dropclass_lib.augment import Renderer
+
+        torch.set_num_threads(1)  # one thread per job: the jobs are the parallelism
+        # One renderer per job: it reads each augmentation setup and source list once.
+        _extract_job(FeatureExtractor(self.cfg), Renderer(self.cfg.sample_frequency, self.cfg.channel), entries,
+                     self.log_dir / f"make_{self.name}.{job.job}.log", job, progress)
+
+
 def _extract_job(extractor: FeatureExtractor, renderer, entries: dict[str, tuple[Path, int, object]], log_path: Path,
-                 job: ArkJob, utts: Sequence[str], progress: Progress) -> None:
-    """Features of ``utts`` into ``job``; their audio comes from ``renderer`` (an
-    :class:`dropclass_lib.augment.Renderer`: files, commands and rendered augmentations)."""
+                 job: ArkJob, progress: Progress) -> None:
+    """Features of the utterances of ``entries`` into ``job``; their audio comes from ``renderer``
+    (an :class:`dropclass_lib.augment.Renderer`: files, commands and rendered augmentations)."""
     cfg = extractor.cfg
     start, seconds = time.time(), 0.0
 
     def audio():
         nonlocal seconds
-        for utt in utts:
+        for utt in entries:
             table, lineno, entry = entries[utt]
             try:
                 samples = renderer.audio(entry, utt)
@@ -471,26 +492,13 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     feat_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     record = config_record(cfg)
-    chunks = split_contiguous(utts, nj)
+    chunks = [{utt: entries[utt] for utt in chunk} for chunk in split_contiguous(utts, nj)]
     if len(chunks) < nj:
         log.warning("only %d utterances: using %d jobs instead of %d", len(utts), len(chunks), nj)
 
-    import torch
-
-    # One thread per job (jobs are the parallelism); the extractor is built here, before the
-    # jobs fork, so they share the loaded torch/lhotse instead of importing them again.
-    torch.set_num_threads(1)
-    extractor = FeatureExtractor(cfg)
-    from dropclass_lib.augment import Renderer
-
-    def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
-        # One renderer per job: it reads each augmentation setup and source list once.
-        _extract_job(extractor, Renderer(cfg.sample_frequency, cfg.channel), entries, log_dir / f"make_{name}.{job.job}.log",
-                     job, keys, progress)
-
     def run_jobs():
-        return run_ark_jobs(feat_dir / f"raw_{name}", chunks, worker, desc=f"{cfg.feat_type} {data_dir.name}",
-                            settings=record, inputs=audio_setups(entries), entry=lambda u: str(entries[u][2]),
+        return run_ark_jobs(feat_dir / f"raw_{name}", chunks, _FeatureJob(cfg, log_dir, name),
+                            desc=f"{cfg.feat_type} {data_dir.name}", settings=record, inputs=audio_setups(entries), entry=lambda u: str(entries[u][2]),
                             dispatch=dispatch, log_dir=log_dir)
 
     if dispatch is not None and dispatch.is_job:  # one dispatched job: its archive, no merged list

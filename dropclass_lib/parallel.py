@@ -9,7 +9,7 @@ follows the freshness rule of :mod:`dropclass_lib.provenance` on its own, with i
 given. A re-run keeps a job only when all of these are unchanged, so a changed wav.scp, feature
 option or ``--nj`` redoes the jobs it touches, and finished jobs of an interrupted run are kept.
 
-Job processes die with the stage that started them (``PR_SET_PDEATHSIG`` on Linux): a
+Job processes die with the stage that started them (on Linux, see :func:`die_with_stage`): a
 ``kill -9`` of the stage leaves no orphan still writing archives. What a killed job had half
 written stays under its temporary name until the next run of the stage removes it.
 
@@ -21,18 +21,18 @@ archive, its record) and nothing else; the stage that dispatched them waits, the
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import logging
 import multiprocessing as mp
 import os
 import queue
 import re
+import select
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -70,24 +70,63 @@ def split_contiguous(items: Sequence[T], n: int) -> list[list[T]]:
     return chunks
 
 
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Jobs start from a fork server: a process started afresh, single-threaded, that has imported
+# these once and forks each job from itself. Forking the stage itself would copy whatever locks
+# its other threads held at that instant (a Jupyter kernel, a test runner, an ONNX or OpenMP
+# thread pool) into a child that can then never take them.
+_FORKSERVER_PRELOAD = ["dropclass_lib.parallel", "numpy", "kaldiio", "soundfile", "torch", "lhotse"]
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this process when its parent dies (Linux; elsewhere a no-op), and
-    leave at once if the parent is already gone."""
+def _job_context():
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(_FORKSERVER_PRELOAD)
+    return ctx
+
+
+def die_with_stage(stage_pid: int) -> None:
+    """Kill this job when the stage that started it dies (Linux: a thread waits on the stage's
+    pidfd; elsewhere a no-op), and leave at once if it is already gone. The fork server, the
+    job's parent, outlives the stage while any job runs, so the parent-death signal cannot."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
+        pidfd = os.pidfd_open(stage_pid)
+    except ProcessLookupError:
         os._exit(1)
+    except (AttributeError, OSError):
+        return
+
+    def wait_for_stage() -> None:
+        select.select([pidfd], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=wait_for_stage, name="die-with-stage", daemon=True).start()
 
 
-def _child(worker: Callable, job: int, arg: Any, q, parent_pid: int) -> None:
-    die_with_parent(parent_pid)
+@dataclass(frozen=True)
+class _StageContext:
+    """What a forked job would have inherited from the stage, and a job from the fork server
+    (started earlier, perhaps elsewhere) would not: its directory, umask and environment."""
+
+    pid: int
+    cwd: str
+    umask: int
+    environ: dict
+
+    @classmethod
+    def here(cls) -> "_StageContext":
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return cls(os.getpid(), os.getcwd(), umask, dict(os.environ))
+
+    def enter(self) -> None:
+        die_with_stage(self.pid)
+        os.chdir(self.cwd)
+        os.umask(self.umask)
+        os.environ.clear()
+        os.environ.update(self.environ)
+
+
+def _child(worker: Callable, job: int, arg: Any, q, stage: _StageContext) -> None:
+    stage.enter()
 
     def progress(amount: float = 1) -> None:
         q.put(("progress", job, amount))
@@ -105,8 +144,12 @@ def _child(worker: Callable, job: int, arg: Any, q, parent_pid: int) -> None:
 def run_jobs(worker: Callable[[int, Any, Progress], T], args: Sequence[Any], desc: str,
              total: float | None = None, unit: str = "utt", job_ids: Sequence[int] | None = None,
              num_jobs: int | None = None) -> list[T]:
-    """Run ``worker(job, arg, progress)`` for each ``arg`` in ``args``, each in its own (forked)
-    process, all at once as Kaldi's run.pl does; return the results in the order of ``args``.
+    """Run ``worker(job, arg, progress)`` for each ``arg`` in ``args``, each in its own process,
+    all at once as Kaldi's run.pl does; return the results in the order of ``args``.
+
+    The processes come from a fork server (see ``_FORKSERVER_PRELOAD``), so ``worker`` and each
+    ``arg`` are pickled: a module-level function or an instance of a module-level class, and
+    data that the job needs (not more: each job gets its own copy).
 
     Jobs are numbered 1..len(args), or by ``job_ids`` (out of ``num_jobs``) when only some of a
     stage's jobs are being (re-)run; the numbers appear in error messages.
@@ -115,13 +158,13 @@ def run_jobs(worker: Callable[[int, Any, Progress], T], args: Sequence[Any], des
     others still run to the end (their outputs are reusable on a re-run) and then one
     :class:`UserError` lists the failures.
     """
-    ctx = mp.get_context("fork")
+    ctx = _job_context()
     q = ctx.Queue()
     job_ids = list(job_ids) if job_ids is not None else list(range(1, len(args) + 1))
     num_jobs = num_jobs or len(args)
-    procs = {}
+    procs, stage = {}, _StageContext.here()
     for job, arg in zip(job_ids, args):
-        p = ctx.Process(target=_child, args=(worker, job, arg, q, os.getpid()), daemon=True)
+        p = ctx.Process(target=_child, args=(worker, job, arg, q, stage), daemon=True)
         p.start()
         procs[job] = p
     results: dict[int, T] = {}
@@ -195,7 +238,7 @@ def _strip_cmd_option(argv: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """How a stage's jobs run: forked on this machine (``cmd`` None), through the job runner
+    """How a stage's jobs run: in processes of this machine (``cmd`` None), through the job runner
     ``cmd``, or, in a process that runner started, just job ``job`` of ``num_jobs``.
 
     ``command`` is the step's own command line (interpreter, script, arguments without
@@ -356,6 +399,19 @@ def check_scp_safe(directory: str | os.PathLike, what: str) -> None:
                         "use a path without spaces")
 
 
+@dataclass(frozen=True)
+class _RecordedJob:
+    """One job of :func:`run_ark_jobs`: the stage's worker, then the job's freshness record,
+    written in the job itself so that a finished job stays recorded when the stage is killed."""
+
+    worker: Callable[[ArkJob, Sequence[str], Progress], None]
+
+    def __call__(self, _, arg: tuple[ArkJob, Sequence[str], provenance.Stage], progress: Progress) -> None:
+        job, chunk, st = arg
+        self.worker(job, chunk, progress)
+        st.finish()
+
+
 def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
                  worker: Callable[[ArkJob, Sequence[str], Progress], None], desc: str,
                  settings: dict, inputs: Sequence[str | os.PathLike],
@@ -363,9 +419,13 @@ def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
                  log_dir: str | os.PathLike | None = None) -> tuple[list[ArkJob], bool]:
     """Run ``worker(ark_job, keys, progress)`` for each chunk of keys whose job is not fresh.
 
-    ``dispatch`` says where the jobs run (:class:`Dispatch`; default: forked here). Through a job
-    runner, its logs are ``log_dir/job_<prefix>.JOB.log`` (default: the archive directory's
-    ``log/``). In a dispatched job (``dispatch.is_job``) only that job is run, in this process,
+    A chunk is a sequence of keys, or a mapping from each key to what the job needs of it (its
+    table line, say): the job process gets its own chunk only. ``worker`` is pickled into each
+    job (see :func:`run_jobs`): it holds the stage's settings, not per-key data.
+
+    ``dispatch`` says where the jobs run (:class:`Dispatch`; default: processes of this machine,
+    :func:`run_jobs`). Through a job runner, its logs are ``log_dir/job_<prefix>.JOB.log``
+    (default: the archive directory's ``log/``). In a dispatched job (``dispatch.is_job``) only that job is run, in this process,
     and the caller must merge nothing.
 
     ``settings`` (JSON-able) and ``inputs`` (files) are what every job's output depends on
@@ -398,11 +458,7 @@ def run_ark_jobs(prefix: str | os.PathLike, chunks: Sequence[Sequence[str]],
             job.scp.unlink(missing_ok=True)
             todo.append((job, chunk, st))
 
-    def run_one(_, arg, progress: Progress) -> None:
-        job, chunk, st = arg
-        worker(job, chunk, progress)
-        st.finish()  # in the job itself: a finished job stays recorded when the stage is killed
-
+    run_one = _RecordedJob(worker)
     if todo and dispatch.is_job:
         run_one(None, todo[0], lambda amount=1: None)
     elif todo and dispatch.cmd:

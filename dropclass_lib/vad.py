@@ -22,7 +22,6 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import kaldiio
 import numpy as np
@@ -117,6 +116,37 @@ def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str) -> 
     return mat
 
 
+@dataclass(frozen=True)
+class _VadJob:
+    """One job of :func:`compute_vad_dir`: the decisions for the utterances of its chunk
+    (utterance -> ``(lineno, line, rxfile)`` of feats.scp), and a log line."""
+
+    feats_scp: Path
+    cfg: VadConfig
+    source: str
+    fft_size: int | None
+    log_dir: Path
+    name: str
+
+    def __call__(self, job: ArkJob, entries: dict[str, tuple[int, str, str]], progress: Progress) -> None:
+        start, voiced, total = time.time(), 0, 0
+
+        def items():
+            nonlocal voiced, total
+            for utt, (lineno, line, rx) in entries.items():
+                mat = _read_matrix(self.feats_scp, lineno, line, utt, rx)
+                decision = energy_vad(frame_log_energy(mat, self.source, self.fft_size), self.cfg)
+                voiced += int(decision.sum())
+                total += len(decision)
+                progress(1)
+                yield utt, decision
+
+        n = job.write(items(), write_num_frames=False)
+        with atomic_open(self.log_dir / f"vad_{self.name}.{job.job}.log", "w", encoding="utf-8") as f:
+            f.write(f"{n} utterances, proportion of voiced frames {voiced / max(total, 1):.3f} "
+                    f"(energy: {self.source}), {time.time() - start:.2f} s\n")
+
+
 def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg: VadConfig, nj: int = 1,
                     dispatch: Dispatch | None = None) -> None:
     """Energy VAD for every utterance of ``data_dir/feats.scp`` in ``nj`` jobs:
@@ -134,28 +164,11 @@ def compute_vad_dir(data_dir: str | os.PathLike, vad_dir: str | os.PathLike, cfg
     name = data_dir.resolve().name
     (vad_dir / "log").mkdir(parents=True, exist_ok=True)
     settings = {**vars(cfg), "energy_source": source, "fft_size": fft_size}
-
-    def worker(job: ArkJob, keys: Sequence[str], progress: Progress) -> None:
-        start, voiced, total = time.time(), 0, 0
-
-        def items():
-            nonlocal voiced, total
-            for utt in keys:
-                lineno, line, rx = entries[utt]
-                mat = _read_matrix(feats_scp, lineno, line, utt, rx)
-                decision = energy_vad(frame_log_energy(mat, source, fft_size), cfg)
-                voiced += int(decision.sum())
-                total += len(decision)
-                progress(1)
-                yield utt, decision
-
-        n = job.write(items(), write_num_frames=False)
-        with atomic_open(vad_dir / "log" / f"vad_{name}.{job.job}.log", "w", encoding="utf-8") as f:
-            f.write(f"{n} utterances, proportion of voiced frames {voiced / max(total, 1):.3f} "
-                    f"(energy: {source}), {time.time() - start:.2f} s\n")
+    chunks = [{utt: entries[utt] for utt in chunk} for chunk in split_contiguous(utts, nj)]
 
     def run_jobs():
-        return run_ark_jobs(vad_dir / f"vad_{name}", split_contiguous(utts, nj), worker, desc=f"vad {data_dir.name}",
+        return run_ark_jobs(vad_dir / f"vad_{name}", chunks, _VadJob(feats_scp, cfg, source, fft_size, vad_dir / "log", name),
+                            desc=f"vad {data_dir.name}",
                             settings=settings, inputs=data_inputs(data_dir, "feats.scp"), dispatch=dispatch,
                             log_dir=vad_dir / "log")
 

@@ -27,6 +27,7 @@ from dropclass_lib.datadir import DataDir, combine, validate_data_dir
 from dropclass_lib.datadir.utt2aug import parse_aug
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import MfccFeatConfig, default_config_path, make_features
+from dropclass_lib.parallel import Dispatch
 from dropclass_lib.tables import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,14 +360,21 @@ def test_make_features_renders_in_process_like_audio_on_disk(tmp_path, monkeypat
     log = tmp_path / "reads.log"
     real_read = augment.read_utt_table
 
-    def counted(path, name):  # the feature jobs are forked processes: count in a file
+    def counted(path, name):
         with open(log, "a") as f:
             f.write(f"{path}\n")
         return real_read(path, name)
 
+    # Each of the two jobs run here as a dispatched job is (a job process would not see the
+    # patch), then the stage merges them.
     monkeypatch.setattr(augment, "read_utt_table", counted)
-    feats = make_features_of(combined, tmp_path, nj=2)
+    cfg, feat_dir = load_config(default_config_path("mfcc"), MfccFeatConfig), tmp_path / "mfcc_combined"
+    for job in (1, 2):
+        make_features(combined, feat_dir, cfg, nj=2, dispatch=Dispatch(job=job, num_jobs=2))
     reads = log.read_text().split()
+    arks = {p: p.stat().st_mtime_ns for p in feat_dir.glob("*.ark")}
+    feats = make_features_of(combined, tmp_path, nj=2)
+    assert len(arks) == 2 and {p: p.stat().st_mtime_ns for p in feat_dir.glob("*.ark")} == arks  # merged as they are
     assert len(reads) <= 2 * 2 and set(reads) == {str(clean / "wav.scp"), str(clean / "utt2spk")}  # once per job
 
     dd, rendered = DataDir.load(combined), tmp_path / "rendered"
