@@ -24,12 +24,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
 import torch
-import yaml
 
 from dropclass_lib.audio import read_audio
 from dropclass_lib.backends.cosine import CosineBackend
@@ -42,11 +40,8 @@ from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import CONFIG_TYPES, FeatConfig, FeatureExtractor, config_record, fft_size_of
 from dropclass_lib.model_io import TrainedModel, extractor_input_dim
 from dropclass_lib.model_io import load_model as load_model_file
+from dropclass_lib.package import FRONTEND_FILE, open_package
 from dropclass_lib.vad import VadConfig, energy_vad, frame_log_energy
-
-MODEL_FILE = "final.pt"
-FRONTEND_FILE = "frontend.yaml"
-PLDA_FILE = Path("plda") / "plda.npz"
 
 Audio = Union[str, os.PathLike, np.ndarray]
 
@@ -62,18 +57,9 @@ class Frontend:
     fft_size: int
 
 
-def read_frontend(path: str | os.PathLike) -> Frontend:
-    """Parse ``frontend.yaml``; a missing section or a bad value is an error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: a model package holds the front end its model was trained with "
-                        "(steps/make_model_package.py writes it beside final.pt)")
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise InputFileError(path, None, f"invalid YAML ({err})") from None
-    if not isinstance(record, dict):
-        raise InputFileError(path, 1, "expected a mapping with keys feats, vad, cmn_window")
+def frontend_settings(record: dict, path: str | os.PathLike) -> Frontend:
+    """The front end of a package's ``frontend.yaml`` record (read by
+    :func:`~dropclass_lib.package.open_package`); a bad value is an error naming ``path``."""
     for key in ("feats", "vad"):
         if not isinstance(record.get(key), dict):
             raise InputFileError(path, None, f"no {key} section (a mapping) in the front-end record")
@@ -83,7 +69,7 @@ def read_frontend(path: str | os.PathLike) -> Frontend:
         raise InputFileError(path, None, f"feats.feat_type must be one of {sorted(CONFIG_TYPES)}, got {feat_type!r}")
     feat_cfg = from_dict(CONFIG_TYPES[feat_type], feats, f"{path} (feats)")
     vad_cfg = from_dict(VadConfig, record["vad"], f"{path} (vad)")
-    cmn_window = record.get("cmn_window", 300)
+    cmn_window = record["cmn_window"]
     if not isinstance(cmn_window, int) or isinstance(cmn_window, bool) or cmn_window < 1:
         raise InputFileError(path, None, f"cmn_window must be a positive integer, got {cmn_window!r}")
     # compute_vad.py resolves ``auto`` from the data dir's feats_config.yaml, which is this record.
@@ -92,16 +78,6 @@ def read_frontend(path: str | os.PathLike) -> Frontend:
         plain_fbank = feat_cfg.feat_type == "fbank" and not feat_cfg.use_energy
         source = "log_mel_sum" if plain_fbank else "c0"
     return Frontend(feat_cfg, vad_cfg, cmn_window, source, fft_size_of(config_record(feat_cfg)))
-
-
-def package_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(model file, package directory)`` of a package directory or of a model file in one."""
-    path = Path(path)
-    if path.is_dir():
-        return path / MODEL_FILE, path
-    if path.is_file():
-        return path, path.parent
-    raise UserError(f"{path} does not exist (expected a model package directory or its {MODEL_FILE})")
 
 
 class SpeakerModel:
@@ -209,7 +185,12 @@ class SpeakerModel:
 
     def score(self, a: Audio | np.ndarray, b: Audio | np.ndarray) -> float:
         """Score of the pair: PLDA log-likelihood ratio when the package has a PLDA back-end,
-        else the cosine similarity. ``a``/``b``: embeddings (from :meth:`embed`) or audio files."""
+        else the cosine similarity. ``a``/``b``: embeddings (from :meth:`embed`) or audio files.
+
+        The back-ends that need a whole trial list (the test set's mean for ``cosine_dm`` and
+        ``plda_dm``, AS-norm's cohort ranking, the ``fused`` back-end built on them), which the
+        package's ``scoring.yaml`` may name as its default, are those of
+        ``steps/score_corpus.py``; a single pair has no set to take them from."""
         zero = np.zeros(1, dtype=np.int64)
         return float(pair_scores(self._space(a), self._space(b), zero, zero)[0])
 
@@ -217,12 +198,11 @@ class SpeakerModel:
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
     """The model package at ``path`` (a directory, or the ``final.pt`` in one, beside its
     ``frontend.yaml``), on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``)."""
-    model_file, package = package_paths(path)
+    package = open_package(path)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device}: CUDA is not available on this machine")
-    frontend = read_frontend(package / FRONTEND_FILE)
-    model = load_model_file(model_file, map_location=device)
-    plda = package / PLDA_FILE
-    backend = PldaBackend.load(plda) if plda.is_file() else CosineBackend()
-    return SpeakerModel(model, frontend, backend, device, str(model_file))
+    frontend = frontend_settings(package.frontend, package.root / FRONTEND_FILE)
+    model = load_model_file(package.model, map_location=device)
+    backend = PldaBackend.load(package.plda) if package.plda is not None else CosineBackend()
+    return SpeakerModel(model, frontend, backend, device, str(package.model))

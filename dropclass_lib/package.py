@@ -79,15 +79,19 @@ def _read_yaml_mapping(path: Path, what: str) -> dict:
     return record
 
 
-def open_package(path: str | os.PathLike) -> ModelPackage:
-    """The package in directory ``path``, or the one a model file ``path`` lies in."""
+def package_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(model file, package directory)`` of a package directory or of a model file in one."""
     path = Path(path)
     if path.is_dir():
-        root, model = path, path / MODEL_FILE
-    elif path.is_file():
-        root, model = path.parent, path
-    else:
-        raise UserError(f"model {path} does not exist (expected a model package directory or its {MODEL_FILE})")
+        return path / MODEL_FILE, path
+    if path.is_file():
+        return path, path.parent
+    raise UserError(f"model {path} does not exist (expected a model package directory or its {MODEL_FILE})")
+
+
+def open_package(path: str | os.PathLike) -> ModelPackage:
+    """The package in directory ``path``, or the one a model file ``path`` lies in."""
+    model, root = package_paths(path)
     if not model.is_file():
         raise UserError(f"{root} is not a model package: it has no {MODEL_FILE}")
     front_path = root / FRONTEND_FILE

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from dropclass_lib.api import FRONTEND_FILE, package_paths
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.errors import UserError
 from dropclass_lib.export import FORMATS, export_extractor
 from dropclass_lib.model_io import extractor_input_dim, load_model
+from dropclass_lib.package import FRONTEND_FILE, package_paths
 
 log = logging.getLogger("export_model")
 

@@ -142,13 +142,16 @@ def test_package_errors_are_user_errors(package, tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     shutil.copy(exp / "final.pt", pkg / "final.pt")
-    with pytest.raises(UserError, match="frontend.yaml does not exist"):
+    with pytest.raises(UserError, match="not a complete model package: frontend.yaml"):
         dropclass_lib.load_model(pkg)
     (pkg / "frontend.yaml").write_text("feats: {feat_type: mfcc, num_ceps: 13}\nvad: {}\ncmn_window: 50\n")
     with pytest.raises(UserError, match="20-dimensional features but frontend.yaml describes 13"):
         dropclass_lib.load_model(pkg)
-    (pkg / "frontend.yaml").write_text("feats: {feat_type: mfcc, num_cepz: 20}\nvad: {}\n")
+    (pkg / "frontend.yaml").write_text("feats: {feat_type: mfcc, num_cepz: 20}\nvad: {}\ncmn_window: 300\n")
     with pytest.raises(UserError, match="num_cepz"):
+        dropclass_lib.load_model(pkg)
+    (pkg / "frontend.yaml").write_text("feats: {feat_type: mfcc}\nvad: {}\n")
+    with pytest.raises(UserError, match="missing key.s. cmn_window"):
         dropclass_lib.load_model(pkg)
     (pkg / "frontend.yaml").write_text("feats: {}\nvad: {}\ncmn_window: 0\n")
     with pytest.raises(UserError, match="cmn_window must be a positive integer"):
