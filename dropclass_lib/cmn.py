@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 
 from dropclass_lib.atomic import atomic_open, regenerating
@@ -25,6 +24,7 @@ from dropclass_lib.parallel import ArkJob, Dispatch, Progress, merge_ark_jobs, r
 from dropclass_lib.provenance import data_inputs, scp_archives
 from dropclass_lib.tables import read_key_rest, read_kv, write_table
 from dropclass_lib.trials import Trials, read_trials, write_trials
+from dropclass_lib.vector_io import OpenArchives, load_matrix
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,19 @@ class _CmnVadJob:
 
         def items():
             for utt, (feats_rx, vad_rx) in entries.items():
-                voiced = select_voiced_frames(sliding_window_cmn(kaldiio.load_mat(feats_rx), self.cmn_window),
-                                              kaldiio.load_mat(vad_rx), utt)
+                voiced = select_voiced_frames(sliding_window_cmn(load_matrix(feats_rx, arks), self.cmn_window),
+                                              load_matrix(vad_rx, arks), utt)
                 progress(1)
                 if voiced.shape[0] == 0:
                     dropped.append(utt)
                     continue
                 yield utt, voiced
 
-        n = job.write(items())
+        arks = OpenArchives()
+        try:
+            n = job.write(items())
+        finally:
+            arks.close()
         with atomic_open(self.log_dir / f"xvector_feats_{self.name}.{job.job}.log", "w", encoding="utf-8") as f:
             f.write(f"{n} utterances kept, {len(dropped)} without voiced frames dropped"
                     f"{': ' + ' '.join(dropped) if dropped else ''}; {time.time() - start:.2f} s\n")

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 
 from dropclass_lib.atomic import atomic_open, regenerating
@@ -32,6 +31,7 @@ from dropclass_lib.features import fft_size_of, read_feats_config
 from dropclass_lib.parallel import ArkJob, Dispatch, Progress, merge_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.provenance import data_inputs
 from dropclass_lib.tables import iter_table
+from dropclass_lib.vector_io import OpenArchives, load_matrix
 
 log = logging.getLogger(__name__)
 ENERGY_SOURCES = ("auto", "c0", "log_mel_sum")
@@ -98,7 +98,7 @@ def resolve_energy_source(cfg: VadConfig, data_dir: str | os.PathLike) -> tuple[
     return ("log_mel_sum" if plain_fbank else "c0"), fft_size
 
 
-def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str) -> np.ndarray:
+def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str, arks: OpenArchives) -> np.ndarray:
     """The features an scp line points to; a missing or truncated archive is an error naming the line."""
     def unreadable(why: str) -> InputFileError:
         return InputFileError(feats_scp, lineno, f"cannot read the features of {utt!r} ({why}): archive missing "
@@ -108,7 +108,7 @@ def _read_matrix(feats_scp: Path, lineno: int, line: str, utt: str, rx: str) -> 
     try:
         if offset.isdigit() and not ark.endswith("|") and int(offset) >= os.path.getsize(ark):
             raise unreadable(f"{ark} ends before byte {offset}")  # kaldiio would fail an assertion
-        mat = kaldiio.load_mat(rx)
+        mat = load_matrix(rx, arks)
     except (OSError, ValueError, EOFError, struct.error) as err:  # what kaldiio raises for a missing or cut archive
         raise unreadable(str(err) or type(err).__name__) from None
     if mat.ndim != 2 or mat.shape[0] == 0:
@@ -134,14 +134,18 @@ class _VadJob:
         def items():
             nonlocal voiced, total
             for utt, (lineno, line, rx) in entries.items():
-                mat = _read_matrix(self.feats_scp, lineno, line, utt, rx)
+                mat = _read_matrix(self.feats_scp, lineno, line, utt, rx, arks)
                 decision = energy_vad(frame_log_energy(mat, self.source, self.fft_size), self.cfg)
                 voiced += int(decision.sum())
                 total += len(decision)
                 progress(1)
                 yield utt, decision
 
-        n = job.write(items(), write_num_frames=False)
+        arks = OpenArchives()
+        try:
+            n = job.write(items(), write_num_frames=False)
+        finally:
+            arks.close()
         with atomic_open(self.log_dir / f"vad_{self.name}.{job.job}.log", "w", encoding="utf-8") as f:
             f.write(f"{n} utterances, proportion of voiced frames {voiced / max(total, 1):.3f} "
                     f"(energy: {self.source}), {time.time() - start:.2f} s\n")

@@ -21,7 +21,7 @@ MAX_OPEN_ARKS = 16
 _AT_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")  # "x.ark:123" or "x.ark:123[0:5]"
 
 
-class _OpenArks(OrderedDict):
+class OpenArchives(OrderedDict):
     """kaldiio's ``fd_dict``: archives kept open between entries (kaldiio seeks to each offset),
     at most ``MAX_OPEN_ARKS`` at a time, the least recently read closed first."""
 
@@ -39,6 +39,13 @@ class _OpenArks(OrderedDict):
             self.popitem()[1].close()
 
 
+def load_matrix(rxfile: str, arks: OpenArchives) -> np.ndarray:
+    """The matrix or vector of one scp entry, reading through the open archives ``arks``; an
+    entry without a byte offset (``x.ark``: its first matrix) or a pipe is opened on its own,
+    as kaldiio does."""
+    return np.asarray(kaldiio.load_mat(rxfile, fd_dict=arks if _AT_OFFSET.search(rxfile) else None))
+
+
 def iter_scp(scp: str | os.PathLike, keys: Collection[str] | None = None
              ) -> Iterator[tuple[int, str, np.ndarray, str]]:
     """Yield ``(lineno, key, array, line)`` for the entries of an scp (only ``keys`` if given).
@@ -47,14 +54,14 @@ def iter_scp(scp: str | os.PathLike, keys: Collection[str] | None = None
     front to back, not one open per entry). An entry without a byte offset (``x.ark``: its first
     matrix) or a pipe is opened on its own, as kaldiio does.
     """
-    arks = _OpenArks()
+    arks = OpenArchives()
     try:
         for lineno, key, fields, line in iter_table(scp, min_fields=2, max_fields=2):
             if keys is not None and key not in keys:
                 continue
             rxfile = fields[0]
             try:
-                array = np.asarray(kaldiio.load_mat(rxfile, fd_dict=arks if _AT_OFFSET.search(rxfile) else None))
+                array = load_matrix(rxfile, arks)
             except Exception as err:  # kaldiio raises many kinds (OSError, ValueError, struct.error)
                 raise InputFileError(scp, lineno, f"cannot read the entry of {key!r} ({err})", line) from None
             yield lineno, key, array, line
