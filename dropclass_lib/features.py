@@ -178,6 +178,7 @@ class _Block:
         FFT's padding)."""
         self.spectrum = torch.empty((size, fft_size // 2 + 1), dtype=torch.complex64)
         self.power = torch.empty((size, fft_size // 2 + 1))
+        self.power_im = torch.empty((size, fft_size // 2 + 1))
         self.mel = torch.empty((size, num_bins))
         self.energy = torch.empty(size)
         self.feats = torch.empty((size, dim))
@@ -292,7 +293,9 @@ class FeatureExtractor:
             torch.sum(torch.mul(windowed, windowed, out=frames), dim=1, out=energy)
         spectrum = torch.fft.rfft(block.signal[:n], out=block.spectrum[:n])
         re_im = torch.view_as_real(spectrum)
-        power = torch.mul(re_im[..., 0], re_im[..., 0], out=block.power[:n]).addcmul_(re_im[..., 1], re_im[..., 1])
+        # re^2 + im^2 as two products and a sum: addcmul fuses them (FMA), which rounds differently
+        power = torch.mul(re_im[..., 0], re_im[..., 0], out=block.power[:n])
+        power += torch.mul(re_im[..., 1], re_im[..., 1], out=block.power_im[:n])
         log_energy = energy.clamp_(min=self._energy_floor).log_()
         if self._dct is not None:
             mel = torch.matmul(power, self._mel_banks, out=block.mel[:n])

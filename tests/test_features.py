@@ -132,6 +132,29 @@ def test_equals_stock_lhotse_layer(feat_type):
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-4 if feat_type == "mfcc" else 1e-5)
     assert not np.allclose(got, FeatureExtractor(cfg)(x, "utt8"), rtol=1e-5, atol=1e-3)
 
+def test_fbank_is_rounded_as_plain_power_spectrum_and_matmul():
+    """Bit for bit: lhotse's framing layer, then |X|^2 as (X * conj X).real (one rounding per
+    product, none fused), then the mel matrix and the log. Features, and every model trained on
+    them, must not move with how the power spectrum happens to be computed."""
+    from lhotse.features.kaldi.layers import Wav2Win, get_mel_banks
+    import torch
+
+    x = (0.2 * np.random.default_rng(5).standard_normal(28011)).astype(np.float32)
+    cfg = load_config(default_config_path("fbank"), FbankFeatConfig)
+    cfg.dither = 0.0
+    got = FeatureExtractor(cfg)(x, "utt1")
+    with torch.inference_mode():
+        windowed, _ = Wav2Win(**lhotse_options(cfg), pad_length=512)(torch.from_numpy(x * 32768).unsqueeze(0))
+        spectrum = torch.fft.rfft(windowed[0])
+        power = (spectrum * spectrum.conj()).real
+        banks, _ = get_mel_banks(cfg.num_mel_bins, windowed.shape[-1], cfg.sample_frequency, cfg.low_freq,
+                                 cfg.high_freq)
+        mel = torch.matmul(power, torch.nn.functional.pad(banks, (0, 1)).T)
+        ref = torch.clamp(mel, min=float(np.finfo(np.float32).eps)).log().numpy()
+    assert got.shape == ref.shape
+    assert np.array_equal(got, ref)
+
+
 
 def kaldi_native_features(cfg, x: np.ndarray) -> np.ndarray:
     """Features of ``x`` computed by kaldi-native-fbank (Kaldi's algorithm) with ``cfg``'s options."""
