@@ -205,6 +205,12 @@ class FeatureExtractor:
     over several, and a full block is analysed at once in buffers made once per
     ``extract_many``: no large tensor is allocated per block, only each utterance's waveform
     and features.
+
+    Where the blocks end matters to the last bit: BLAS multiplies a block of a few rows with
+    other kernels than a full one, so a frame's features round differently with the block it is
+    in. The blocks end where they always have: after ``BLOCK_FRAMES`` frames, and after the
+    utterance that brings the frames since the last such end to ``BLOCK_FRAMES`` or more. The
+    features of the results reported in the project were computed so.
     """
 
     BLOCK_FRAMES = 400
@@ -230,7 +236,8 @@ class FeatureExtractor:
         else:
             self._window = create_frame_window(self.frame_length, window_type=cfg.window_type)
         banks, _ = get_mel_banks(cfg.num_mel_bins, self.fft_size, rate, cfg.low_freq, cfg.high_freq)
-        self._mel_banks = torch.nn.functional.pad(banks, (0, 1)).T.contiguous()  # no weight on Nyquist's bin
+        # no weight on Nyquist's bin; a transposed view, as lhotse keeps it: BLAS rounds the two layouts differently
+        self._mel_banks = torch.nn.functional.pad(banks, (0, 1)).T
         self._energy_floor = max(FLT_EPSILON, cfg.energy_floor)
         """Kaldi takes log(max(E, FLT_EPSILON)), then floors that at log(energy_floor) if > 0."""
         self._dct = self._lifter = None
@@ -323,6 +330,8 @@ class FeatureExtractor:
         block = _Block(self._torch, self.BLOCK_FRAMES, self.frame_length, self.fft_size, self.cfg.num_mel_bins,
                        self.dim)
         queue: collections.deque[_Pending] = collections.deque()
+        group = 0
+        """Frames since the last block end that followed an utterance (class docstring)."""
         for utt, samples in items:
             frames = self._frames(samples, utt)
             pending = _Pending(utt, np.empty((frames.shape[0], self.dim), dtype=np.float32), frames.shape[0])
@@ -336,6 +345,11 @@ class FeatureExtractor:
                 first += count
                 if block.filled == block.size:
                     self._flush(block)
+            group += frames.shape[0]
+            if group >= block.size:
+                if block.filled:
+                    self._flush(block)
+                group = 0
             while queue and queue[0].remaining == 0:
                 done = queue.popleft()
                 yield done.utt, done.feats

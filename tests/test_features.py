@@ -132,14 +132,16 @@ def test_equals_stock_lhotse_layer(feat_type):
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-4 if feat_type == "mfcc" else 1e-5)
     assert not np.allclose(got, FeatureExtractor(cfg)(x, "utt8"), rtol=1e-5, atol=1e-3)
 
-def test_fbank_is_rounded_as_plain_power_spectrum_and_matmul():
+@pytest.mark.parametrize("num_samples", [28011, 480])
+def test_fbank_is_rounded_as_plain_power_spectrum_and_matmul(num_samples):
     """Bit for bit: lhotse's framing layer, then |X|^2 as (X * conj X).real (one rounding per
-    product, none fused), then the mel matrix and the log. Features, and every model trained on
-    them, must not move with how the power spectrum happens to be computed."""
+    product, none fused), then lhotse's mel matrix (a transposed view) and the log; a block of
+    175 frames and one of 3 (BLAS takes other kernels for a few rows). Features, and every model
+    trained on them, must not move with how the power spectrum or the matrix happens to be laid out."""
     from lhotse.features.kaldi.layers import Wav2Win, get_mel_banks
     import torch
 
-    x = (0.2 * np.random.default_rng(5).standard_normal(28011)).astype(np.float32)
+    x = (0.2 * np.random.default_rng(5).standard_normal(num_samples)).astype(np.float32)
     cfg = load_config(default_config_path("fbank"), FbankFeatConfig)
     cfg.dither = 0.0
     got = FeatureExtractor(cfg)(x, "utt1")
@@ -259,6 +261,22 @@ def test_batched_equals_per_utterance(feat_type):
         assert feats.shape == ref.shape == (single.num_frames(len(x)), single.dim) and feats.dtype == np.float32
         # equal bit for bit but where a tiny block takes another BLAS kernel (float rounding)
         assert np.allclose(feats, ref, rtol=1e-5, atol=1e-4 if feat_type == "mfcc" else 1e-5)
+
+
+@pytest.mark.parametrize("feat_type", ["mfcc", "fbank"])
+def test_a_block_ends_after_the_utterance_that_completes_it(feat_type):
+    """Bit for bit: an utterance of 403 frames then one of 50 go through the blocks 400, 3 and
+    50 (each utterance's features then equal its features alone), not 400 and 53, whose last
+    rows BLAS rounds otherwise; the block ends the reported features were computed with."""
+    rng = np.random.default_rng(9)
+    cfg = mfcc_cfg(dither=0.0) if feat_type == "mfcc" else load_config(default_config_path("fbank"), FbankFeatConfig,
+                                                                        {"dither": 0.0})
+    extractor = FeatureExtractor(cfg)
+    long, short = (0.1 * rng.standard_normal(160 * 403)).astype(np.float32), (0.1 * rng.standard_normal(160 * 50)).astype(np.float32)
+    got = dict(extractor.extract_many([("a", long), ("b", short)]))
+    assert got["a"].shape[0] == 403 and got["b"].shape[0] == 50
+    assert np.array_equal(got["a"], extractor(long, "a"))
+    assert np.array_equal(got["b"], extractor(short, "b"))
 
 
 def test_dither_is_seeded_by_utterance():
