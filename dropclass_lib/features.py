@@ -300,7 +300,8 @@ class FeatureExtractor:
             torch.sum(torch.mul(windowed, windowed, out=frames), dim=1, out=energy)
         spectrum = torch.fft.rfft(block.signal[:n], out=block.spectrum[:n])
         re_im = torch.view_as_real(spectrum)
-        # re^2 + im^2 as two products and a sum: addcmul fuses them (FMA), which rounds differently
+        # re^2 + im^2 as two products and a sum: addcmul fuses them (FMA) and rounds otherwise than
+        # the features the reported models were trained on
         power = torch.mul(re_im[..., 0], re_im[..., 0], out=block.power[:n])
         power += torch.mul(re_im[..., 1], re_im[..., 1], out=block.power_im[:n])
         log_energy = energy.clamp_(min=self._energy_floor).log_()

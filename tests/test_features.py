@@ -132,6 +132,7 @@ def test_equals_stock_lhotse_layer(feat_type):
     assert np.allclose(got, ref, rtol=1e-5, atol=1e-4 if feat_type == "mfcc" else 1e-5)
     assert not np.allclose(got, FeatureExtractor(cfg)(x, "utt8"), rtol=1e-5, atol=1e-3)
 
+
 @pytest.mark.parametrize("num_samples", [28011, 480])
 def test_fbank_is_rounded_as_plain_power_spectrum_and_matmul(num_samples):
     """Bit for bit: lhotse's framing layer, then |X|^2 as (X * conj X).real (one rounding per
@@ -155,7 +156,6 @@ def test_fbank_is_rounded_as_plain_power_spectrum_and_matmul(num_samples):
         ref = torch.clamp(mel, min=float(np.finfo(np.float32).eps)).log().numpy()
     assert got.shape == ref.shape
     assert np.array_equal(got, ref)
-
 
 
 def kaldi_native_features(cfg, x: np.ndarray) -> np.ndarray:
@@ -272,7 +272,8 @@ def test_a_block_ends_after_the_utterance_that_completes_it(feat_type):
     cfg = mfcc_cfg(dither=0.0) if feat_type == "mfcc" else load_config(default_config_path("fbank"), FbankFeatConfig,
                                                                         {"dither": 0.0})
     extractor = FeatureExtractor(cfg)
-    long, short = (0.1 * rng.standard_normal(160 * 403)).astype(np.float32), (0.1 * rng.standard_normal(160 * 50)).astype(np.float32)
+    long = (0.1 * rng.standard_normal(160 * 403)).astype(np.float32)
+    short = (0.1 * rng.standard_normal(160 * 50)).astype(np.float32)
     got = dict(extractor.extract_many([("a", long), ("b", short)]))
     assert got["a"].shape[0] == 403 and got["b"].shape[0] == 50
     assert np.array_equal(got["a"], extractor(long, "a"))
