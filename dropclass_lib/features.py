@@ -331,8 +331,7 @@ class FeatureExtractor:
         block = _Block(self._torch, self.BLOCK_FRAMES, self.frame_length, self.fft_size, self.cfg.num_mel_bins,
                        self.dim)
         queue: collections.deque[_Pending] = collections.deque()
-        group = 0
-        """Frames since the last block end that followed an utterance (class docstring)."""
+        group = 0  # frames since the last block end that followed an utterance (class docstring)
         for utt, samples in items:
             frames = self._frames(samples, utt)
             pending = _Pending(utt, np.empty((frames.shape[0], self.dim), dtype=np.float32), frames.shape[0])
