@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--raw-data", help="data dir with the raw features (before VAD and CMN) of DATA_DIR's "
                    "utterances, for the stats and fused back-ends (e.g. data/test for data/test_no_sil)")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    p.add_argument("--chunk-frames", type=int, default=10000,
+                   help="utterances longer than this are embedded in near-equal chunks, their embeddings "
+                   "averaged by frame count (default 10000 = 100 s)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs for the embeddings (one CPU thread each)")
     add_dispatch_options(p)
     p.add_argument("model", help="model package directory (or its final.pt)")
@@ -71,10 +74,12 @@ def main(argv=None) -> int:
     dispatch = Dispatch.from_args(args, __file__, argv)
     emb_dir = args.emb_dir or out / f"xvectors_{set_name}"
     if dispatch.is_job:  # one job of the embeddings, dispatched by --cmd: nothing else
-        embed_data_dir(package.model, data, emb_dir, device=args.device, nj=args.nj, dispatch=dispatch)
+        embed_data_dir(package.model, data, emb_dir, device=args.device, chunk_frames=args.chunk_frames,
+                       nj=args.nj, dispatch=dispatch)
         return 0
     usable, _ = choose_backends(package, args.backends, with_stats=args.raw_data is not None)
-    scp = embed_data_dir(package.model, data, emb_dir, device=args.device, nj=args.nj, dispatch=dispatch)
+    scp = embed_data_dir(package.model, data, emb_dir, device=args.device, chunk_frames=args.chunk_frames,
+                         nj=args.nj, dispatch=dispatch)
     stats_scp = None
     if any(name in STATS_BACKENDS for name in usable):
         stats_scp = stats_data_dir(args.raw_data, out / f"stats_{set_name}", set(read_kv(data / "feats.scp")))

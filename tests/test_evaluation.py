@@ -107,6 +107,23 @@ def test_rerun_keeps_everything_and_a_change_redoes_only_what_depends_on_it(setu
     assert json.loads((out / "scores_test_cosine" / "metrics.json").read_text())["num_trials"] == 30
 
 
+def test_chunk_frames_re_embeds_and_changes_only_the_longer_utterances(setup):
+    tmp, train, test, pkg, front = setup
+    make_package(tmp, train, pkg, front)
+    out = tmp / "eval"
+    scp = out / "xvectors_test" / "xvector.scp"
+    assert evaluate_step.main(["--backends", "cosine", str(pkg), str(test), str(out)]) == 0
+    keys, whole = read_vectors(scp)
+    assert evaluate_step.main(["--backends", "cosine", "--chunk-frames", "60", str(pkg), str(test), str(out)]) == 0
+    chunked_keys, chunked = read_vectors(scp)
+    assert chunked_keys == keys
+    num_frames = dict(line.split() for line in (test / "utt2num_frames").read_text().splitlines())
+    long = np.array([int(num_frames[k]) > 60 for k in keys])
+    assert 0 < long.sum() < len(keys)
+    change = np.abs(chunked - whole).max(axis=1)
+    assert change[~long].max() < 1e-6 and change[long].min() > 1e-5  # rounding vs a different embedding
+
+
 def read_scores(score_dir):
     return np.array([float(line.split()[2]) for line in (score_dir / "scores").read_text().splitlines()])
 

@@ -45,6 +45,21 @@ def test_bad_option_fails(tmp_path):
     assert proc.returncode != 0 and "unknown system 'magic'" in proc.stderr
 
 
+def test_the_extractor_variant_differs_from_the_recipes_extractor_only_in_its_network():
+    from dataclasses import replace
+
+    from dropclass_lib.config import load_config
+    from dropclass_lib.models import build_extractor
+    from dropclass_lib.training.config import TrainConfig
+
+    base = load_config(RECIPE / "conf" / "train.yaml", TrainConfig)
+    ecapa = load_config(RECIPE / "conf" / "train_ecapa.yaml", TrainConfig)
+    assert ecapa.model.extractor == "ecapa_tdnn" and base.model.extractor == "tdnn"
+    assert replace(ecapa, model=replace(ecapa.model, extractor="tdnn", extractor_opts=base.model.extractor_opts)) == base
+    ext = build_extractor(ecapa.model.extractor, input_dim=80, **ecapa.model.extractor_opts)
+    assert ext.emb_dim == base.model.extractor_opts["emb_dim"]
+
+
 def _subset_corpora(dest: Path, words: int, so_speakers: int, so_utts: int) -> None:
     """The shared corpora's layouts with the first ``words`` words of every Arabic / DSPSpeech-20
     speaker and the first ``so_utts`` utterances of ``so_speakers`` speechocean762 speakers per half
@@ -148,3 +163,21 @@ def test_reduced_run_end_to_end(tmp_path):
     proc = _run(*args, "--stage", 5)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
+
+    # An ablation without pooled systems: the loco baselines only, trained with config overrides
+    # and embedded in chunks; the loco tables, and no exp/<tag>/best.
+    proc = _run(*args, "--stage", 3, "--systems", "", "--tag", "ablation",
+                "--train-set", "data.min_frames=30 data.max_frames=50", "--chunk-frames", 25)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "exp/ablation/best not made" in proc.stdout
+    assert not (work / "exp" / "ablation").exists()
+    for c in ("asc", "dsp", "so"):
+        model = work / "exp" / "ablation_loco" / "models" / f"no_{c}" / "seed1"
+        data_cfg = yaml.safe_load((model / "config.yaml").read_text())["data"]
+        assert (data_cfg["min_frames"], data_cfg["max_frames"]) == (30, 50)
+        made_from = json.loads((model / f"xvectors_{c}_test" / ".made_from.json").read_text())
+        assert made_from["settings"]["chunk_frames"] == 25
+    loco = json.loads((work / "exp" / "ablation_loco" / "RESULTS.json").read_text())
+    assert sorted(loco["sets"]) == ["asc_test", "dsp_test", "so_test"]
+    assert sorted(json.loads((work / "exp" / "ablation_loco_dev" / "RESULTS.json").read_text())["sets"]) == \
+        ["asc_dev", "dsp_dev", "so_dev"]

@@ -32,11 +32,13 @@ speeds=""                  # speed-perturbed copies, each a new set of speakers,
 train_conf=conf/train.yaml           # the extractor every protocol trains
 dropclass_conf=conf/train_dropclass.yaml
 dropadapt_conf=conf/dropadapt.yaml
-systems="baseline dropclass dropadapt"  # pooled systems; loco trains the baseline configuration
+train_set=""               # overrides of every training's config, KEY=VALUE separated by spaces, e.g. "data.max_frames=400"
+systems="baseline dropclass dropadapt"  # pooled systems ("" for loco only); loco trains the baseline configuration
 min_frames=30              # voiced frames an utterance needs to be used for training
 min_utts_per_spk=8         # training speakers with fewer utterances are dropped
 lda_dim=128                # LDA dimension before PLDA (capped at training speakers - 1)
 cmn_window=300             # sliding CMN window, frames
+chunk_frames=10000         # evaluation: longer utterances are embedded in near-equal chunks of at most this many frames, averaged
 backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm,stats,fused
 fusion_components=cosine_dm,plda_dm,stats  # what the fused back-end fuses (chosen on development trials: RESULTS.md)
 asnorm_top_n=100
@@ -65,10 +67,11 @@ Options (default):
   --feat-conf FILE ($feat_conf)  --floor-feat-conf FILE ($floor_feat_conf)  --vad-conf FILE ($vad_conf)
   --augment-conf FILE ($augment_conf)  --speeds \"F ...\" ($speeds)
   --train-conf FILE ($train_conf)  --dropclass-conf FILE ($dropclass_conf)  --dropadapt-conf FILE ($dropadapt_conf)
+  --train-set \"KEY=VALUE ...\" ($train_set)
   --systems \"S ...\" ($systems)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
   --fusion-components LIST ($fusion_components)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
-  --cmn-window N ($cmn_window)  --train-jobs N ($train_jobs)
+  --cmn-window N ($cmn_window)  --chunk-frames N ($chunk_frames)  --train-jobs N ($train_jobs)
   --augment true|false ($augment)  --tag NAME ($tag)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
@@ -184,8 +187,10 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     utils/filter_data_dir.py --min-frames "$min_frames" --min-utts-per-spk "$min_utts_per_spk" \
       $data/train_${pool}_clean_unfiltered $data/train_${pool}_clean
   done
+  overrides=()
+  for kv in $train_set; do overrides+=(--set "$kv"); done
   train() {  # NAME CONF DATA EXP_DIR
-    in_background $cuda_cmd $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" $3 $4
+    in_background $cuda_cmd $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $3 $4
   }
   for seed in $seed_list; do
     for system in $systems; do
@@ -219,7 +224,7 @@ package() {  # MODEL_DIR POOL
 }
 evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR: DATA's raw features give the statistics, DATA_no_sil the embeddings
   steps/evaluate_model.py --nj "$nj" --cmd "$train_cmd" --backends "$backends" --asnorm-top-n "$asnorm_top_n" \
-    --set-name $3 --emb-dir $1/xvectors_$3 --raw-data $data/$2 $1 $data/${2}_no_sil $4
+    --chunk-frames "$chunk_frames" --set-name $3 --emb-dir $1/xvectors_$3 --raw-data $data/$2 $1 $data/${2}_no_sil $4
 }
 # the fusion of MODEL_DIR trained on the loco development lists of CORPUS...
 fuse() {  # MODEL_DIR SEED CORPUS...
@@ -272,10 +277,16 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  for table in $tag ${tag}_loco ${tag}_loco_dev; do
+  tables="${tag}_loco ${tag}_loco_dev"; [ -z "$systems" ] || tables="$tag $tables"
+  for table in $tables; do
     steps/make_results_table.py --baseline baseline --order baseline,dropclass,dropadapt \
       --columns eer,min_dcf_0.01 $exp/$table
   done
+  if [[ " $systems " != *" baseline "* ]]; then
+    echo "no pooled baseline in --systems '$systems': $exp/$tag/best not made"
+    cat $exp/${tag}_loco/RESULTS.md
+    exit 0
+  fi
   # the back-end with the lowest mean development EER over the held-out corpora; the pooled
   # baseline is the model a user gets, scored with it by default
   best_backend=$(steps/choose_backend.py --system baseline $exp/${tag}_loco_dev/RESULTS.json)
