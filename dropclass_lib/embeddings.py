@@ -27,8 +27,9 @@ from contextlib import nullcontext
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 
+# torch is imported inside the functions that run the extractor: a step whose embeddings are up to
+# date (a re-run) then never pays its import, about 3 s of start-up per step.
 from dropclass_lib.tables import c_sorted
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ def length_batches(lengths: list[int], batch_size: int, max_batch_frames: int | 
 
 def _autocast(device: torch.device):
     """bf16 autocast on a CUDA device that supports it; nothing elsewhere."""
+    import torch
+
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
@@ -85,6 +88,8 @@ def _autocast(device: torch.device):
 
 def _embed_block(extractor: torch.nn.Module, feats: list[np.ndarray], chunk_frames: int, batch_size: int,
                  device: torch.device, min_frames: int, max_batch_frames: int | None) -> np.ndarray:
+    import torch
+
     padded = takes_lengths(extractor)
     chunks = [(u, s, n) for u, f in enumerate(feats) for s, n in chunk_bounds(f.shape[0], chunk_frames)]
     inputs = sorted(((_pad_cyclic(feats[u][s:s + n], min_frames), u, n) for u, s, n in chunks),
@@ -132,6 +137,8 @@ def embed_utterances(extractor: torch.nn.Module, feats: Iterable[tuple[str, np.n
     """
     if chunk_frames < 1 or batch_size < 1 or (max_batch_frames is not None and max_batch_frames < 1):
         raise ValueError("chunk_frames, batch_size and max_batch_frames must be positive")
+    import torch
+
     device = torch.device(device)
     extractor = extractor.to(device).eval()
     if min_frames is None:
