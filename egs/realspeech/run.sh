@@ -17,6 +17,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
+. utils/gpu_job.sh  # gpu_job N LOG COMMAND...: one $cuda_cmd job on N GPUs, its error shown when it fails
 
 stage=0
 stop_stage=100
@@ -190,7 +191,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   overrides=()
   for kv in $train_set; do overrides+=(--set "$kv"); done
   train() {  # NAME CONF DATA EXP_DIR
-    in_background $cuda_cmd $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $3 $4
+    in_background gpu_job 1 $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $3 $4
   }
   for seed in $seed_list; do
     for system in $systems; do
@@ -210,7 +211,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [[ " $systems " == *" dropad
   # one adapted model per test corpus, kept apart so that only its scores form the DropAdapt row
   for seed in $seed_list; do
     for c in $corpora; do
-      in_background $cuda_cmd $exp/log/${tag}_dropadapt_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
+      in_background gpu_job 1 $exp/log/${tag}_dropadapt_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
         --set adapt.seed="$seed" $exp/$tag/baseline/seed$seed/final.pt $(train_data all) $data/${c}_test_no_sil \
         $exp/$tag/dropadapt_models/${c}_seed$seed
     done
@@ -283,7 +284,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
       --columns eer,min_dcf_0.01 $exp/$table
   done
   if [[ " $systems " != *" baseline "* ]]; then
-    echo "no pooled baseline in --systems '$systems': $exp/$tag/best not made"
+    echo "no pooled baseline in --systems '$systems': $exp/$tag/best not made by this run"
     cat $exp/${tag}_loco/RESULTS.md
     exit 0
   fi

@@ -69,14 +69,7 @@ case $overwrite in true) overwrite_opt=--overwrite ;; false) overwrite_opt= ;;
 # adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
 adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
 
-# gpu_job LOG COMMAND...: COMMAND as one $cuda_cmd job (a training), its output in LOG; when it
-# fails, the end of LOG (the step's error, e.g. the configuration keys that changed) is shown too.
-gpu_job() {
-  local log=$1
-  shift
-  echo "   one job, log in $log"
-  $cuda_cmd "$log" "$@" || { tail -n 3 "$log" >&2; exit 1; }
-}
+. utils/gpu_job.sh  # gpu_job N LOG COMMAND...: one $cuda_cmd job on N GPUs, its error shown when it fails
 
 # The evaluation chain every recipe shares: complete the model dir into a model package
 # (frontend.yaml, training embeddings, LDA+PLDA, cohort with the training mean), then score the
@@ -115,7 +108,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "== stage 2: train baseline and DropClass extractors (seeds: $seed_list)"
   for system in baseline dropclass; do
     for seed in $seed_list; do
-      gpu_job $exp/$system/seed$seed/log/train_xvector.log steps/train_xvector.py --config ${train_conf[$system]} \
+      gpu_job 1 $exp/$system/seed$seed/log/train_xvector.log steps/train_xvector.py --config ${train_conf[$system]} \
         --seed $seed $overwrite_opt $data/train_no_sil $exp/$system/seed$seed
     done
   done
@@ -126,7 +119,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for variant in $dropadapt_variants; do
     for seed in $seed_list; do
       out=$exp/$(adapted_name $variant)/seed$seed
-      gpu_job $out/log/dropadapt.log steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant \
+      gpu_job 1 $out/log/dropadapt.log steps/dropadapt.py --config $dropadapt_conf --set adapt.variant=$variant \
         --set adapt.seed=$seed $overwrite_opt $exp/$adapt_from/seed$seed/final.pt $data/train_no_sil \
         $data/test_no_sil $out
     done

@@ -94,14 +94,7 @@ if [ "$num_gpus" -gt 1 ]; then
 else
   train_launcher=
 fi
-# gpu_job N LOG COMMAND...: COMMAND as one $cuda_cmd job with N GPUs, its output in LOG; when
-# it fails, the end of LOG (the step's error) is shown here too.
-gpu_job() {
-  local gpus=$1 log=$2
-  shift 2
-  echo "run.sh: one job on $gpus GPU(s), log in $log"
-  $cuda_cmd --gpu "$gpus" "$log" "$@" || { tail -n 3 "$log" >&2; exit 1; }
-}
+. utils/gpu_job.sh  # gpu_job N LOG COMMAND...: one $cuda_cmd job on N GPUs, its error shown when it fails
 
 # The evaluation data: VoxCeleb1 (features once for all its lists) and SITW when prepared.
 eval_dirs() { echo voxceleb1; for s in sitw_dev sitw_eval; do [ -d data/$s ] && echo $s; done; return 0; }
