@@ -115,9 +115,10 @@ def test_reduced_run_end_to_end(tmp_path):
     adapt = _tiny("dropadapt.yaml", tmp_path / "a.yaml", adapt__its_per_drop=4, adapt__num_drop=8,
                   adapt__min_remaining=16, data__batch_size=16, data__num_workers=0, train__checkpoint_every=4)
     work = tmp_path / "work"
-    args = ["--data-root", tmp_path / "corpora", "--work-dir", work, "--seeds", 1, "--lda-dim", 8,
-            "--augment", "true", "--speeds", "1.1", "--min-utts-per-spk", 3, "--asnorm-top-n", 10,
-            "--train-conf", train, "--dropclass-conf", drop, "--dropadapt-conf", adapt]
+    common = ["--data-root", tmp_path / "corpora", "--work-dir", work, "--seeds", 1, "--lda-dim", 8,
+              "--augment", "true", "--speeds", "1.1", "--min-utts-per-spk", 3, "--asnorm-top-n", 10,
+              "--train-conf", train, "--dropclass-conf", drop, "--dropadapt-conf", adapt, "--chunk-frames", 25]
+    args = [*common, "--train-set", "data.min_frames=30 data.max_frames=50"]
     proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -164,20 +165,26 @@ def test_reduced_run_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
 
-    # An ablation without pooled systems: the loco baselines only, trained with config overrides
-    # and embedded in chunks; the loco tables, and no exp/<tag>/best.
-    proc = _run(*args, "--stage", 3, "--systems", "", "--tag", "ablation",
-                "--train-set", "data.min_frames=30 data.max_frames=50", "--chunk-frames", 25)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "exp/ablation/best not made" in proc.stdout
-    assert not (work / "exp" / "ablation").exists()
-    for c in ("asc", "dsp", "so"):
-        model = work / "exp" / "ablation_loco" / "models" / f"no_{c}" / "seed1"
+    # Every training takes the --train-set overrides; every evaluation embeds in --chunk-frames chunks.
+    loco_models = {c: work / "exp" / "real_loco" / "models" / f"no_{c}" / "seed1" for c in ("asc", "dsp", "so")}
+    for model in [work / "exp" / "real" / "baseline" / "seed1", work / "exp" / "real" / "dropclass" / "seed1",
+                  *loco_models.values()]:
         data_cfg = yaml.safe_load((model / "config.yaml").read_text())["data"]
-        assert (data_cfg["min_frames"], data_cfg["max_frames"]) == (30, 50)
-        made_from = json.loads((model / f"xvectors_{c}_test" / ".made_from.json").read_text())
-        assert made_from["settings"]["chunk_frames"] == 25
-    loco = json.loads((work / "exp" / "ablation_loco" / "RESULTS.json").read_text())
-    assert sorted(loco["sets"]) == ["asc_test", "dsp_test", "so_test"]
-    assert sorted(json.loads((work / "exp" / "ablation_loco_dev" / "RESULTS.json").read_text())["sets"]) == \
-        ["asc_dev", "dsp_dev", "so_dev"]
+        assert (data_cfg["min_frames"], data_cfg["max_frames"]) == (30, 50), model
+    for c, model in loco_models.items():
+        assert json.loads((model / f"xvectors_{c}_test" / ".made_from.json").read_text())["settings"]["chunk_frames"] == 25
+
+    # Without pooled systems (an ablation of the loco models): the loco tables, no exp/real/best made;
+    # the finished trainings and evaluations are found done.
+    best_target = os.readlink(best)
+    proc = _run(*args, "--stage", 3, "--systems", "")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "exp/real/best not made by this run" in proc.stdout
+    assert os.readlink(best) == best_target
+    assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
+    # A finished training asked for other settings refuses, naming the key; nothing is replaced.
+    proc = _run(*common, "--train-set", "data.min_frames=30 data.max_frames=70", "--stage", 3, "--stop-stage", 3,
+                "--systems", "")
+    assert proc.returncode == 1
+    assert "settings.config.data.max_frames (50 -> 70)" in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
