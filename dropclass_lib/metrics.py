@@ -144,10 +144,14 @@ def _cllr(llrs: np.ndarray, labels: np.ndarray) -> float:
 
 def pav_llrs(scores, labels) -> np.ndarray:
     """The optimal monotone re-mapping of ``scores`` to LLRs (PAV; infinite at pure blocks)."""
-    from sklearn.isotonic import IsotonicRegression
+    from scipy.optimize import isotonic_regression
 
     scores, labels = check_scores(scores, labels)
-    posterior = IsotonicRegression(increasing=True, out_of_bounds="clip").fit_transform(scores, labels.astype(np.float64))
+    # Tied scores are one point (their mean label, weighted by their count), so that the map is a
+    # function of the score.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    tied_mean = np.bincount(inverse, weights=labels.astype(np.float64)) / counts
+    posterior = isotonic_regression(tied_mean, weights=counts.astype(np.float64), increasing=True).x[inverse]
     n_tar = labels.sum()
     prior_log_odds = np.log(n_tar / (labels.size - n_tar))
     with np.errstate(divide="ignore"):

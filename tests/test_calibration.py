@@ -58,6 +58,21 @@ def test_min_cllr_by_pav():
     assert compute_min_cllr([1, 2, 3, 4, 5], [False, True, False, True, True]) == pytest.approx(expected)
 
 
+def test_pav_with_tied_scores_equals_scikit_learns_isotonic_regression():
+    # Tied scores pool into one point: the reference is scikit-learn's IsotonicRegression, which does so.
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.standard_normal(2000), 1)  # about 60 distinct values
+    labels = rng.random(2000) < 0.3 + 0.2 * (scores > 0)
+    posterior = IsotonicRegression(out_of_bounds="clip").fit_transform(scores, labels.astype(np.float64))
+    with np.errstate(divide="ignore"):
+        expected = np.log(posterior) - np.log1p(-posterior) - np.log(labels.sum() / (~labels).sum())
+    llrs = pav_llrs(scores, labels)
+    assert np.array_equal(np.isinf(llrs), np.isinf(expected)) and np.isinf(llrs).any()
+    np.testing.assert_allclose(llrs, expected, atol=1e-12)
+    assert len(np.unique(llrs[scores == scores[0]])) == 1
+
 def test_min_cllr_is_at_most_cllr_and_invariant_under_monotone_maps():
     rng = np.random.default_rng(2)
     scores, labels = _calibrated_gaussian(3000, 6000, 1.5, seed=3)

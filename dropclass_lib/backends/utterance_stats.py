@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 
 from dropclass_lib import provenance
 from dropclass_lib.errors import InputFileError, UserError
@@ -59,10 +60,9 @@ class CepstralStats:
             ceps = feats[:, :self.num_ceps]
         else:
             if self._basis is None or self._basis.shape[0] != feats.shape[1]:
-                from lhotse.features.kaldi.layers import Wav2MFCC  # the DCT of the MFCC features
-
                 num_ceps = min(self.num_ceps, feats.shape[1])
-                dct = Wav2MFCC.make_dct_matrix(num_ceps, feats.shape[1]).numpy().astype(np.float64)
+                # the MFCC's DCT (orthonormal type II, Kaldi's ComputeDctMatrix): (bands, num_ceps)
+                dct = scipy.fft.dct(np.eye(feats.shape[1]), norm="ortho", axis=0).T[:, :num_ceps]
                 self._basis = dct * lifter_coefficients(num_ceps, self.cepstral_lifter)[None, :]
             ceps = feats @ self._basis
         return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])
