@@ -73,7 +73,8 @@ from dropclass_lib.model_io import TrainedModel, load_model
 from dropclass_lib.training.config import DataConfig, DropClassConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from dropclass_lib.training.data import FeatIndex
 from dropclass_lib.training.dropclass import ClassState
-from dropclass_lib.training.trainer import OPERATIONAL_KEYS, OPTIMIZER_FILE, train
+from dropclass_lib.training.record import OPERATIONAL_KEYS, OPTIMIZER_FILE
+from dropclass_lib.training.trainer import train
 from dropclass_lib.vector_io import iter_scp
 
 log = logging.getLogger("dropclass.dropadapt")

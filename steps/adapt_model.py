@@ -63,7 +63,7 @@ from dropclass_lib.features import make_features
 from dropclass_lib.package import (FRONTEND_FILE, MODEL_FILE, PLDA_FILE, SCORING_FILE, open_package, write_yaml)
 from dropclass_lib.parallel import check_scp_safe
 from dropclass_lib.tables import c_sorted, iter_lines, read_kv
-from dropclass_lib.training.trainer import provenance_settings
+from dropclass_lib.training.record import provenance_settings
 from dropclass_lib.vad import compute_vad_dir
 from dropclass_lib.vector_io import read_vectors
 

@@ -27,9 +27,8 @@ from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config, parse_overrides
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import UserError
-from dropclass_lib.training.checkpoint import is_checkpoint_file, is_model_file
 from dropclass_lib.training.config import TrainConfig
-from dropclass_lib.training.trainer import train
+from dropclass_lib.training.record import open_training_dir
 
 
 def check_resume_takes_no_file(argv: list[str]) -> None:
@@ -44,6 +43,8 @@ def check_resume_takes_no_file(argv: list[str]) -> None:
             continue
         if not os.path.isfile(value):
             continue
+        from dropclass_lib.training.checkpoint import is_checkpoint_file, is_model_file
+
         if is_checkpoint_file(value):
             what = "a training checkpoint"
         elif is_model_file(value):
@@ -84,6 +85,11 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, TrainConfig, overrides)
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes --dir
     with lock_output_dirs(args.exp_dir if writer else None):
+        # a finished training (or one that refuses the settings) ends here, before torch is loaded
+        if open_training_dir(cfg, args.data_dir, args.exp_dir, overwrite=args.overwrite, write=False).fresh:
+            return 0
+        from dropclass_lib.training.trainer import train
+
         train(cfg, args.data_dir, args.exp_dir, resume=args.resume, stop_at=args.stop_at, overwrite=args.overwrite)
     return 0
 

@@ -20,7 +20,8 @@ from dropclass_lib.training.checkpoint import list_checkpoints, load_checkpoint
 from dropclass_lib.training.config import TrainConfig
 from dropclass_lib.training.data import FeatIndex
 from dropclass_lib.training.dropclass import ClassState
-from dropclass_lib.training.trainer import OPTIMIZER_FILE, _Run, train
+from dropclass_lib.training.record import OPTIMIZER_FILE
+from dropclass_lib.training.trainer import _Run, train
 from test_dropadapt import adapt_cfg, read_round, setup  # noqa: F401  (setup is a fixture)
 from test_training import tiny_cfg
 

@@ -26,10 +26,11 @@ Written into the experiment dir (rank 0 only under DDP): ``config.yaml`` (resolv
 ``train.checkpoint_every`` iterations, the newest ``keep_checkpoints`` kept) and ``final.pt``.
 The directory follows the strict freshness rule (:mod:`dropclass_lib.provenance`): its
 ``.made_from.json`` records the configuration (less the keys that only say how to run:
-``OPERATIONAL_KEYS``) and the training data's identity before the first iteration. A finished
-directory made so is kept; one made or started with another configuration or other data is an
-error naming the differing keys (``overwrite=True`` clears it and trains again); an interrupted
-one with the same settings continues with ``resume=True``. A non-finite loss stops training with
+``OPERATIONAL_KEYS`` of :mod:`dropclass_lib.training.record`) and the training data's identity
+before the first iteration. A finished directory made so is kept; one made or started with
+another configuration or other data is an error naming the differing keys (``overwrite=True``
+clears it and trains again); an interrupted one with the same settings continues with
+``resume=True``. A non-finite loss stops training with
 :class:`TrainingDiverged`, naming the iteration and the last good checkpoint.
 """
 
@@ -51,7 +52,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from dropclass_lib import provenance
 from dropclass_lib.atomic import atomic_path
 from dropclass_lib.config import save_config, to_dict
 from dropclass_lib.errors import UserError
@@ -61,6 +61,7 @@ from dropclass_lib.models import build_extractor
 from dropclass_lib.training import distributed
 from dropclass_lib.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
 from dropclass_lib.training.config import TrainConfig
+from dropclass_lib.training.record import FINAL_MODEL, OPTIMIZER_FILE, open_training_dir
 from dropclass_lib.training.data import CropDataset, FeatIndex
 from dropclass_lib.training.dropclass import ClassState, DropSchedule
 from dropclass_lib.training.sampler import BatchSampler
@@ -70,19 +71,6 @@ log = logging.getLogger("dropclass.train")
 # Keys that may differ between a checkpoint's config and the resuming run's.
 RESUMABLE_CHANGES = {("train", "num_iters"), ("train", "checkpoint_every"), ("train", "keep_checkpoints"),
                      ("train", "log_every"), ("train", "device"), ("data", "num_workers"), ("data", "prefetch_batches")}
-
-
-# Keys that say how a run is carried out, not what it computes: they may differ between a
-# training and its resume, and do not make a finished directory stale.
-OPERATIONAL_KEYS = {("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "log_every"),
-                    ("train", "device"), ("data", "num_workers"), ("data", "prefetch_batches")}
-
-
-def provenance_settings(cfg: TrainConfig) -> dict:
-    """The configuration a training directory is recorded with: all but ``OPERATIONAL_KEYS``."""
-    full = to_dict(cfg)
-    return {section: ({k: v for k, v in values.items() if (section, k) not in OPERATIONAL_KEYS}
-                      if isinstance(values, dict) else values) for section, values in full.items()}
 
 
 class TrainingDiverged(UserError):
@@ -158,8 +146,6 @@ def lr_factor(cfg: TrainConfig, offset: int = 0):
     return factor
 
 
-OPTIMIZER_FILE = "optimizer.pt"
-
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     """Load another run's optimiser state, refusing one whose parameters have other shapes."""
@@ -208,13 +194,10 @@ def train(cfg: TrainConfig, data_dir, exp_dir, *, resume: bool = False, stop_at:
     ``optimizer_state``, ``lr_offset`` and ``save_optimizer`` continue one optimiser run over
     several calls (module docstring)."""
     exp_dir = Path(exp_dir)
-    final = exp_dir / "final.pt"
+    final = exp_dir / FINAL_MODEL
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 writes the record
-    settings = {"config": provenance_settings(cfg), **(made_from or {})}
-    outputs = ("final.pt", OPTIMIZER_FILE) if save_optimizer else ("final.pt",)
-    st = provenance.open_stage(exp_dir, settings, [*provenance.data_inputs(data_dir), *inputs], outputs=outputs,
-                               strict=True, overwrite=overwrite, what=f"training {exp_dir}", write=writer,
-                               partial=("checkpoint_*.pt",))
+    st = open_training_dir(cfg, data_dir, exp_dir, made_from=made_from, inputs=inputs, save_optimizer=save_optimizer,
+                           overwrite=overwrite, write=writer)
     if st.fresh:
         return TrainResult(final)
     if st.redo and writer:
@@ -344,7 +327,7 @@ class _Run:
                     self.checkpoint(end)
                 log.info(f"stopped after iteration {end} as asked; continue with --resume")
                 return TrainResult(None, stats)
-            final = self.exp_dir / "final.pt"
+            final = self.exp_dir / FINAL_MODEL
             if env.is_main:
                 if save_optimizer:
                     with atomic_path(self.exp_dir / OPTIMIZER_FILE) as tmp:
