@@ -70,8 +70,10 @@ def plot_score_histogram(scores, labels, path: str | os.PathLike, title: str = "
     labels = np.asarray(labels, dtype=bool)
     edges = np.histogram_bin_edges(scores, bins=bins)
     fig, ax = _pyplot().subplots(figsize=(6, 4))
-    ax.hist(scores[~labels], bins=edges, density=True, alpha=0.6, label=f"non-target ({(~labels).sum()})")
-    ax.hist(scores[labels], bins=edges, density=True, alpha=0.6, label=f"target ({labels.sum()})")
+    for chosen, name in ((~labels, "non-target"), (labels, "target")):
+        density, _ = np.histogram(scores[chosen], bins=edges, density=True)
+        # one filled outline per histogram: 100 bar patches took most of the scoring step's time
+        ax.stairs(density, edges, fill=True, alpha=0.6, label=f"{name} ({chosen.sum()})")
     ax.set_xlabel("score")
     ax.set_ylabel("density")
     if title:
