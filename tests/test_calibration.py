@@ -73,6 +73,7 @@ def test_pav_with_tied_scores_equals_scikit_learns_isotonic_regression():
     np.testing.assert_allclose(llrs, expected, atol=1e-12)
     assert len(np.unique(llrs[scores == scores[0]])) == 1
 
+
 def test_min_cllr_is_at_most_cllr_and_invariant_under_monotone_maps():
     rng = np.random.default_rng(2)
     scores, labels = _calibrated_gaussian(3000, 6000, 1.5, seed=3)

@@ -61,9 +61,9 @@ from dropclass_lib.models import build_extractor
 from dropclass_lib.training import distributed
 from dropclass_lib.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
 from dropclass_lib.training.config import TrainConfig
-from dropclass_lib.training.record import FINAL_MODEL, OPTIMIZER_FILE, open_training_dir
 from dropclass_lib.training.data import CropDataset, FeatIndex
 from dropclass_lib.training.dropclass import ClassState, DropSchedule
+from dropclass_lib.training.record import FINAL_MODEL, OPTIMIZER_FILE, open_training_dir
 from dropclass_lib.training.sampler import BatchSampler
 
 log = logging.getLogger("dropclass.train")
@@ -144,7 +144,6 @@ def lr_factor(cfg: TrainConfig, offset: int = 0):
         return w * 0.5 ** sum(iteration >= h for h in halve_at)
 
     return factor
-
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
