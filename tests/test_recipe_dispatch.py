@@ -85,6 +85,10 @@ def test_every_parallel_stage_and_training_runs_through_cmd_sh(tmp_path):
         expected[f"{seed}/log/q/{step}"] = ("1-1", "gpu:1")
         for emb in ("xvectors_train", "xvectors_test"):
             expected[f"{seed}/{emb}/log/q/job_xvector_job.array"] = (f"1-{NJ}", "")
+    for how in ("mean", "plda"):  # back-end adaptation: one CPU job each, then the test embeddings
+        seed = f"exp/backend_{how}/seed0"
+        expected[f"{seed}/log/q/adapt_model"] = ("1-1", "")
+        expected[f"{seed}/xvectors_test/log/q/job_xvector_job.array"] = (f"1-{NJ}", "")
     assert jobs == expected, sorted(set(jobs.items()) ^ set(expected.items()))
     for key, (array, _) in jobs.items():  # each task wrote its runner's log, ended well
         log_dir, name = key.split("/q/")

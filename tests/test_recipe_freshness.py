@@ -12,7 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "synthetic"
-OPTIONS = ["--nj", "1", "--min-frames", "50", "--min-utts-per-spk", "2", "--lda-dim", "4"]
+OPTIONS = ["--nj", "1", "--min-frames", "50", "--min-utts-per-spk", "2", "--lda-dim", "4", "--backend-adapt", "mean plda"]
 TINY_MODEL = {"extractor": "tdnn", "extractor_opts": {"frame_dims": [24, 24, 24, 24, 48], "emb_dim": 16}}
 TINY_DATA = {"batch_size": 6, "min_frames": 40, "max_frames": 60, "min_utt_frames": 40, "num_workers": 0}
 TINY = {  # per conf file: the keys set below the recipe's own values
@@ -67,13 +67,14 @@ def _run(work: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return proc
 
 
-RUNNER_LOGS = ("train_xvector.log", "dropadapt.log")  # the recipe's $cuda_cmd jobs, run on every run
+RUNNER_LOGS = ("train_xvector.log", "dropadapt.log", "adapt_model.log")  # the recipe's single jobs, run on every run
 
 
 def _state(work: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime) of every file under data/, mfcc/, corpus/ and exp/, records included, except
-    the job runner's logs of the training and DropAdapt jobs: the recipe runs those steps through
-    $cuda_cmd on every run (they find themselves fresh), and the runner rewrites their log as Kaldi's."""
+    the job runner's logs of the training, DropAdapt and back-end adaptation jobs: the recipe runs
+    those steps as one job each on every run (they find themselves fresh), and the runner rewrites
+    their log as Kaldi's."""
     return {str(p.relative_to(work)): (p.stat().st_size, p.stat().st_mtime_ns)
             for top in ("data", "mfcc", "corpus", "exp") for p in (work / top).rglob("*")
             if p.is_file() and not (p.parent.name == "log" and p.name in RUNNER_LOGS)}
@@ -86,8 +87,13 @@ def test_rerun_redoes_nothing_and_a_change_redoes_what_follows(work):
     first = _state(work)
     assert (work / "exp" / "RESULTS.md").is_file()
     assert any(k.endswith(".made_from.json") for k in first)
-    for system in ("baseline", "dropclass", "dropadapt"):
+    for system in ("baseline", "dropclass", "dropadapt", "backend_mean", "backend_plda"):
         assert (work / "exp" / system / "seed0" / "scores_test_plda" / "metrics.json").is_file()
+    for how in ("mean", "plda"):
+        adaptation = yaml.safe_load((work / "exp" / f"backend_{how}" / "seed0" / "adaptation.yaml").read_text())
+        assert adaptation["backend_adapt"] == how and not adaptation["dropadapt"]
+        assert adaptation["adaptation_utterances"] == len((work / "data" / "test" / "enrol.list").read_text().split())
+    assert "backend_plda" in (work / "exp" / "RESULTS.md").read_text()
 
     _run(work)
     second = _state(work)

@@ -30,7 +30,9 @@ baseline_conf=conf/train_baseline.yaml
 dropclass_conf=conf/train_dropclass.yaml
 dropadapt_conf=conf/dropadapt.yaml
 dropadapt_variants=standard  # any of: standard combine uniform_agg random only_data (space-separated)
-adapt_from=baseline       # the trained system DropAdapt starts from
+adapt_from=baseline       # the trained system DropAdapt (and back-end adaptation) starts from
+backend_adapt=""          # DropAdapt's competitor: back-end adaptation of --adapt-from to the same enrolment
+                          # utterances, any of: mean (re-centring) plda (Kaldi's ivector-adapt-plda) both
 min_frames=200            # utterances shorter than this (after silence removal) are dropped
 min_utts_per_spk=4        # training speakers with fewer utterances are dropped
 lda_dim=128               # LDA dimension before PLDA (Kaldi voxceleb: 200)
@@ -44,14 +46,15 @@ Stages:
   1  MFCC features, energy VAD, sliding CMN + silence removal, filtering; MFCC floor
   2  train the baseline and DropClass extractors (--seeds K seeds each)
   3  DropAdapt each trained model towards the test enrolment utterances
-  4  model packages (embeddings, LDA+PLDA, cohort), cosine and PLDA scores for every system
+  4  model packages (embeddings, LDA+PLDA, cohort), cosine and PLDA scores for every system;
+     back-end adaptation (--backend-adapt) of each --adapt-from package to the same utterances
   5  exp/RESULTS.md (and RESULTS.json): EER, minDCF@0.01, minDCF@0.001 per system
 Options (default):
   --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)  --seeds K ($seeds)
   --corpus-conf FILE ($corpus_conf)  --feat-conf FILE ($feat_conf)  --vad-conf FILE ($vad_conf)
   --baseline-conf FILE ($baseline_conf)  --dropclass-conf FILE ($dropclass_conf)
   --dropadapt-conf FILE ($dropadapt_conf)  --dropadapt-variants \"LIST\" ($dropadapt_variants)
-  --adapt-from SYSTEM ($adapt_from)  --min-frames N ($min_frames)
+  --adapt-from SYSTEM ($adapt_from)  --backend-adapt \"LIST\" ($backend_adapt)  --min-frames N ($min_frames)
   --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)  --cmn-window N ($cmn_window)
   --corpus DIR ($corpus)  --overwrite true|false ($overwrite: a trained system whose
   configuration or data changed is an error naming the keys unless true)"
@@ -66,8 +69,18 @@ declare -A train_conf=([baseline]=$baseline_conf [dropclass]=$dropclass_conf)
 case $overwrite in true) overwrite_opt=--overwrite ;; false) overwrite_opt= ;;
   *) echo "ERROR ($0): --overwrite takes true or false, got '$overwrite'" >&2; exit 1 ;; esac
 
+for how in $backend_adapt; do
+  case $how in mean|plda|both) ;; *) echo "ERROR ($0): unknown --backend-adapt '$how' (mean, plda or both)" >&2; exit 1 ;; esac
+done
+
 # adapted system name for a DropAdapt variant: "dropadapt" for standard, "dropadapt_<variant>" otherwise
 adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
+# system names in results order: the trained ones, the DropAdapt variants, the back-end adaptations
+system_names() {
+  printf "%s\n" baseline dropclass
+  for variant in $dropadapt_variants; do adapted_name $variant; done
+  for how in $backend_adapt; do echo "backend_$how"; done
+}
 
 . utils/gpu_job.sh  # gpu_job N LOG COMMAND...: one $cuda_cmd job on N GPUs, its error shown when it fails
 
@@ -75,12 +88,13 @@ adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropada
 # (frontend.yaml, training embeddings, LDA+PLDA, cohort with the training mean), then score the
 # test trials with cosine after the training mean, cosine after the test set's own mean (as the
 # MFCC floor does) and PLDA.
-evaluate() {
-  local dir=$1
+make_package() {
   steps/make_model_package.py --frontend-data $data/train --vad-conf $vad_conf --cmn-window $cmn_window \
-    --lda-dim $lda_dim --nj $nj --cmd "$train_cmd" "$dir" $data/train_no_sil
+    --lda-dim $lda_dim --nj $nj --cmd "$train_cmd" "$1" $data/train_no_sil
+}
+score_package() {
   steps/evaluate_model.py --backends cosine,cosine_dm,plda --nj $nj --cmd "$train_cmd" --set-name test \
-    --emb-dir "$dir/xvectors_test" "$dir" $data/test_no_sil "$dir"
+    --emb-dir "$1/xvectors_test" "$1" $data/test_no_sil "$1"
 }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -127,18 +141,27 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  echo "== stage 4: embeddings, LDA+PLDA, cosine and PLDA scoring"
-  systems="baseline dropclass"
-  for variant in $dropadapt_variants; do systems="$systems $(adapted_name $variant)"; done
-  for system in $systems; do
-    for seed in $seed_list; do evaluate $exp/$system/seed$seed; done
+  echo "== stage 4: embeddings, LDA+PLDA, cosine and PLDA scoring; back-end adaptation (${backend_adapt:-none})"
+  for system in $(system_names); do
+    [[ $system == backend_* ]] && continue
+    for seed in $seed_list; do make_package $exp/$system/seed$seed; score_package $exp/$system/seed$seed; done
+  done
+  # The adapted package is complete as adapt_model.py leaves it: only scored. One job, whose
+  # --nj feature and embedding jobs run inside it on as many threads.
+  for how in $backend_adapt; do
+    for seed in $seed_list; do
+      out=$exp/backend_$how/seed$seed
+      $train_cmd --num-threads $nj $out/log/adapt_model.log steps/adapt_model.py --dropadapt false \
+        --backend-adapt $how --nj $nj $overwrite_opt $exp/$adapt_from/seed$seed $data/train_no_sil $data/test $out \
+        || { tail -n 3 $out/log/adapt_model.log >&2; exit 1; }
+      score_package $out
+    done
   done
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "== stage 5: results"
-  order="baseline,dropclass"
-  for variant in $dropadapt_variants; do order="$order,$(adapted_name $variant)"; done
+  order=$(system_names | paste -sd, -)
   steps/make_results_table.py --baseline baseline --order $order --columns eer,min_dcf_0.01,min_dcf_0.001,delta_eer $exp
   cat $exp/RESULTS.md
 fi
