@@ -65,7 +65,7 @@ from dropclass_lib.backends.plda import PldaBackend  # noqa: E402
 from dropclass_lib.backends.scoring import pair_scores  # noqa: E402
 from dropclass_lib.cli import ArgumentParser, run_main  # noqa: E402
 from dropclass_lib.config import load_config  # noqa: E402
-from dropclass_lib.dropadapt import DropAdaptConfig  # noqa: E402
+from dropclass_lib.dropadapt_config import DropAdaptConfig  # noqa: E402
 from dropclass_lib.embeddings import embed_utterances  # noqa: E402
 from dropclass_lib.models import build_extractor  # noqa: E402
 from dropclass_lib.tables import c_sorted  # noqa: E402

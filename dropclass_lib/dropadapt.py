@@ -56,80 +56,31 @@ import dataclasses
 import hashlib
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dropclass_lib import provenance
 from dropclass_lib.atomic import atomic_open, atomic_path
-from dropclass_lib.config import from_dict, save_config, to_dict
+from dropclass_lib.config import from_dict, save_config
 from dropclass_lib.datadir import read_utt_list, read_utt_table
+from dropclass_lib.dropadapt_config import DropAdaptConfig, open_adapt_dir
 from dropclass_lib.embeddings import embed_utterances
 from dropclass_lib.errors import UserError
 from dropclass_lib.heads import build_head
 from dropclass_lib.model_io import TrainedModel, load_model
-from dropclass_lib.training.config import DataConfig, DropClassConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from dropclass_lib.training.config import DropClassConfig, ModelConfig, TrainConfig
 from dropclass_lib.training.data import FeatIndex
 from dropclass_lib.training.dropclass import ClassState
-from dropclass_lib.training.record import OPERATIONAL_KEYS, OPTIMIZER_FILE
+from dropclass_lib.training.record import OPTIMIZER_FILE
 from dropclass_lib.training.trainer import train
 from dropclass_lib.vector_io import iter_scp
 
 log = logging.getLogger("dropclass.dropadapt")
 
-VARIANTS = ("standard", "combine", "uniform_agg", "random", "only_data")
-P_AVG_LOGITS = ("scaled", "cosine")
-P_AVG_INPUTS = ("utterances", "crops")
-ADAPT_OPTIMIZERS = ("per_round", "continuous")
-COMBINE_INTO = ("other_class", "least_probable_kept")
-ONLY_DATA_RANKINGS = ("cumulative", "each_round")
 OTHER_CLASS = "<other>"
 CROP_STREAM = 0xC209  # separates the p_avg crops' generator from the others
-
-
-@dataclass
-class AdaptOptions:
-    variant: str = "standard"        # standard | combine | uniform_agg | random | only_data
-    num_rounds: int = 5              # rounds of (rank, remove, fine-tune)
-    num_drop: int = 10               # training classes removed per round (paper, VoxCeleb2: 2000 of 5994)
-    its_per_drop: int = 100          # fine-tuning iterations per round (paper: 500)
-    min_remaining: int = 2           # stop removing once this few classes with data would remain
-    utts_per_enrol_spk: int = 0      # uniform_agg: enrolment utterances per speaker (0: the smallest speaker's count)
-    train_utts_for_plot: int = 1000  # training utterances whose p_avg is plotted beside the enrolment one
-    chunk_frames: int = 10000        # full-utterance embedding: chunk length of long utterances
-    seed: int = 0                    # random variant, uniform_agg subset, p_avg crops, fine-tuning seeds
-    p_avg_logits: str = "scaled"     # scaled: softmax of the head's no-margin logits (s cos θ); cosine: of raw cos θ
-    p_avg_inputs: str = "utterances"  # utterances: whole; crops: one random crop each, zero-padded when shorter
-    p_avg_crop_frames: int = 0       # crops: crop length in frames (0: data.max_frames)
-    optimizer: str = "per_round"     # per_round: a new optimiser and LR schedule per round; continuous: one SGD run
-    combine_into: str = "other_class"  # combine: other_class (an extra "<other>" row) or least_probable_kept
-    only_data_ranking: str = "cumulative"  # only_data: cumulative removals, or each_round (all classes re-ranked)
-
-
-@dataclass
-class DropAdaptConfig:
-    adapt: AdaptOptions = field(default_factory=AdaptOptions)
-    data: DataConfig = field(default_factory=DataConfig)      # fine-tuning batches (as in training)
-    optim: OptimConfig = field(default_factory=OptimConfig)   # fine-tuning optimiser (lr_halve_at counts per round)
-    train: RunConfig = field(default_factory=RunConfig)       # num_iters is ignored: adapt.its_per_drop per round
-
-    def validate(self) -> None:
-        a = self.adapt
-        if a.variant not in VARIANTS:
-            raise ValueError(f"adapt.variant must be one of {VARIANTS}, got {a.variant!r}")
-        if a.num_rounds < 1 or a.num_drop < 1 or a.its_per_drop < 1 or a.min_remaining < 1:
-            raise ValueError("adapt.num_rounds, num_drop, its_per_drop and min_remaining must be >= 1")
-        if a.utts_per_enrol_spk < 0 or a.train_utts_for_plot < 0 or a.chunk_frames < 1 or a.p_avg_crop_frames < 0:
-            raise ValueError("adapt.utts_per_enrol_spk, train_utts_for_plot and p_avg_crop_frames must be >= 0, "
-                             "chunk_frames >= 1")
-        for key, allowed in (("p_avg_logits", P_AVG_LOGITS), ("p_avg_inputs", P_AVG_INPUTS),
-                             ("optimizer", ADAPT_OPTIMIZERS), ("combine_into", COMBINE_INTO),
-                             ("only_data_ranking", ONLY_DATA_RANKINGS)):
-            if getattr(a, key) not in allowed:
-                raise ValueError(f"adapt.{key} must be one of {allowed}, got {getattr(a, key)!r}")
-        TrainConfig(data=self.data, optim=self.optim, train=self.train).validate()
 
 
 def round_train_config(cfg: DropAdaptConfig, model_cfg: dict, rnd: int) -> TrainConfig:
@@ -312,23 +263,11 @@ class DropAdapt:
         rows = torch.from_numpy(np.flatnonzero(state.row_mask))
         return rows.numpy(), self.mean_posteriors(self.enrol_feats(utts), rows, rnd)
 
-    def settings(self) -> dict:
-        """What the directory is recorded with: the configuration less how-to-run keys."""
-        full = to_dict(self.cfg)
-        return {section: ({k: v for k, v in values.items() if (section, k) not in OPERATIONAL_KEYS}
-                          if isinstance(values, dict) else values) for section, values in full.items()}
-
-    def inputs(self) -> list[Path]:
-        enrol = self.enrol_dir
-        return [Path(self.model_path), *provenance.data_inputs(self.train_dir),
-                *provenance.data_inputs(enrol, "feats.scp", "utt2spk", "enrol.list"),
-                *provenance.scp_archives(enrol / "feats.scp")]
-
     def run(self) -> Path:
         cfg, a = self.cfg, self.cfg.adapt
         final = self.exp_dir / "final.pt"
-        st = provenance.open_stage(self.exp_dir, self.settings(), self.inputs(), outputs=("final.pt",), strict=True,
-                                   overwrite=self.overwrite, what=f"DropAdapt {self.exp_dir}", partial=("round*",))
+        st = open_adapt_dir(cfg, self.model_path, self.train_dir, self.enrol_dir, self.exp_dir,
+                            overwrite=self.overwrite)
         if st.fresh:
             return final
         if st.redo:  # made under other settings: its rounds must not be resumed

@@ -23,7 +23,7 @@ from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.config import load_config, parse_overrides
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from dropclass_lib.dirlock import lock_output_dirs
-from dropclass_lib.dropadapt import DropAdapt, DropAdaptConfig
+from dropclass_lib.dropadapt_config import DropAdaptConfig, open_adapt_dir
 
 
 def main(argv=None):
@@ -43,6 +43,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config, DropAdaptConfig, parse_overrides(args.set))
     with lock_output_dirs(args.exp_dir):
+        # done (or refused) before torch loads: a recipe re-run starts this step once per system and seed
+        if open_adapt_dir(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, overwrite=args.overwrite,
+                          write=False).fresh:
+            return
+        from dropclass_lib.dropadapt import DropAdapt
         DropAdapt(cfg, args.model, args.train_dir, args.enrol_dir, args.exp_dir, resolve_device(args.device),
                   overwrite=args.overwrite).run()
 

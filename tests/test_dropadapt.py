@@ -1,5 +1,6 @@
 """DropAdapt: ranking, permanent removal across rounds, the variants, and bad input."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from dropclass_lib.config import from_dict
 from dropclass_lib.datadir import read_utt_list
@@ -216,3 +218,28 @@ def test_bad_inputs_are_named(tmp_path, setup):
                            str(train_dir), str(enrol_dir), str(tmp_path / "z")], capture_output=True, text=True)
     assert proc.returncode == 1 and "num_dropp" in proc.stderr and "a.yaml:3" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_done_or_refused_rerun_of_the_step_never_imports_torch(tmp_path, setup):
+    """A recipe re-run starts steps/dropadapt.py once per adapted system and seed: one that finds
+    its directory done, or refuses a changed setting, ends before torch loads."""
+    model, train_dir, enrol_dir = setup
+    conf, exp = tmp_path / "adapt.yaml", tmp_path / "exp"
+    conf.write_text(yaml.safe_dump(ADAPT))
+
+    def step(*options):
+        return subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "steps/dropadapt.py"), "--config",
+                               str(conf), *options, str(model), str(train_dir), str(enrol_dir), str(exp)],
+                              capture_output=True, text=True)
+
+    def loads_torch(proc):
+        return re.search(r"\|\s+torch$", proc.stderr, re.M) is not None
+
+    first = step()
+    assert first.returncode == 0 and loads_torch(first), first.stderr[-2000:]
+    final = (exp / "final.pt").stat().st_mtime_ns
+    again = step()
+    assert again.returncode == 0 and "up to date" in again.stderr and not loads_torch(again), again.stderr[-2000:]
+    refused = step("--set", "adapt.num_drop=2")
+    assert refused.returncode == 1 and "adapt.num_drop (3 -> 2)" in refused.stderr and not loads_torch(refused)
+    assert "Traceback" not in refused.stderr and (exp / "final.pt").stat().st_mtime_ns == final
