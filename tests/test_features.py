@@ -446,10 +446,11 @@ def test_killed_run_then_rerun_completes(tmp_path):
     cmd = [sys.executable, str(STEP), "--nj", "2", str(d), str(tmp_path / "f")]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
     job1 = tmp_path / "f" / "raw_mfcc_data.1.scp"
+    job1_record = tmp_path / "f" / "raw_mfcc_data.1.made_from.json"  # written after the scp: job 1 done
     deadline = time.time() + 60
-    while not job1.exists() and time.time() < deadline:
+    while not job1_record.exists() and time.time() < deadline:
         time.sleep(0.05)
-    assert job1.exists()
+    assert job1_record.exists() and job1.exists()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "f" / "raw_mfcc_data.2.scp").exists() and not (d / "feats.scp").exists()
