@@ -40,9 +40,19 @@ def test_names_the_missing_corpora_relative_to_the_callers_folder(tmp_path):
     assert "dspspeech20" not in missing
 
 
-def test_bad_option_fails(tmp_path):
-    proc = _run("--systems", "baseline magic", "--data-root", tmp_path)
-    assert proc.returncode != 0 and "unknown system 'magic'" in proc.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--systems", "baseline magic"], "unknown system 'magic'"),
+    (["--dropadapt-variants", "standard magic"], "unknown DropAdapt variant 'magic'"),
+    (["--backend-adapt", "magic"], "unknown --backend-adapt 'magic'"),
+    (["--adapt-to", "so xx"], "unknown corpus 'xx' in --adapt-to"),
+    (["--loco", "maybe"], "--loco takes true or false"),
+    (["--loco", "false"], "--loco false needs --backends without fused"),
+    (["--loco", "false", "--backends", "cosine", "--systems", ""], "leaves nothing to train"),
+    (["--backend-adapt", "mean", "--systems", "dropclass"], "--backend-adapt adapts the pooled baseline"),
+])
+def test_bad_option_fails(tmp_path, args, message):
+    proc = _run(*args, "--data-root", tmp_path)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
 
 
 def test_the_extractor_variant_differs_from_the_recipes_extractor_only_in_its_network():
@@ -183,6 +193,22 @@ def test_reduced_run_end_to_end(tmp_path):
     assert "exp/real/best not made by this run" in proc.stdout
     assert os.readlink(best) == best_target
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
+    # The DropAdapt study without loco models: more variants and back-end adaptation of the pooled
+    # baseline, adapted to one test set only and scored on it; the loco directories are left alone.
+    loco_files = {p: p.stat().st_mtime_ns for p in work.glob("exp/real_loco*/**/*") if p.is_file()}
+    proc = _run(*args, "--stage", 4, "--loco", "false", "--backends", "cosine,plda", "--adapt-to", "so",
+                "--dropadapt-variants", "standard random", "--backend-adapt", "mean")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "--loco false" in proc.stdout and os.readlink(best) == best_target
+    assert {p: p.stat().st_mtime_ns for p in work.glob("exp/real_loco*/**/*") if p.is_file()} == loco_files
+    pooled = json.loads((work / "exp" / "real" / "RESULTS.json").read_text())
+    rows = {t: {r["system"] for r in table["rows"]} for t, table in pooled["sets"].items()}
+    assert {"dropadapt_random", "backend_mean"} <= rows["so_test"]
+    assert not {"dropadapt_random", "backend_mean"} & (rows["asc_test"] | rows["dsp_test"])
+    random_model = work / "exp" / "real" / "dropadapt_random_models" / "so_seed1"
+    assert yaml.safe_load((random_model / "config.yaml").read_text())["adapt"]["variant"] == "random"
+    adaptation = yaml.safe_load((work / "exp" / "real" / "backend_mean_models" / "so_seed1" / "adaptation.yaml").read_text())
+    assert adaptation["backend_adapt"] == "mean" and adaptation["dropadapt"] is False
     # A finished training asked for other settings refuses, naming the key; nothing is replaced.
     proc = _run(*common, "--train-set", "data.min_frames=30 data.max_frames=70", "--stage", 3, "--stop-stage", 3,
                 "--systems", "")

@@ -35,6 +35,11 @@ dropclass_conf=conf/train_dropclass.yaml
 dropadapt_conf=conf/dropadapt.yaml
 train_set=""               # overrides of every training's config, KEY=VALUE separated by spaces, e.g. "data.max_frames=400"
 systems="baseline dropclass dropadapt"  # pooled systems ("" for loco only); loco trains the baseline configuration
+loco=true                  # false: the pooled systems only, no loco trainings (nor the fused back-end, trained on their development lists)
+dropadapt_variants=standard  # DropAdapt variants run by the dropadapt system: any of standard combine uniform_agg random only_data
+backend_adapt=""           # DropAdapt's competitor: back-end adaptation of the pooled baseline to the same enrolment
+                           # utterances, any of: mean (re-centring) plda (Kaldi's ivector-adapt-plda) both
+adapt_to="asc dsp so"      # the test sets whose enrolment utterances DropAdapt and back-end adaptation adapt to
 min_frames=30              # voiced frames an utterance needs to be used for training
 min_utts_per_spk=8         # training speakers with fewer utterances are dropped
 lda_dim=128                # LDA dimension before PLDA (capped at training speakers - 1)
@@ -56,10 +61,13 @@ Stages:
   2  training augmentation: speed perturbation (--speeds, new speakers), simulated reverberation,
      noise and babble from the training audio itself (--augment-conf); their features
   3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines
-  4  DropAdapt of the pooled baseline towards each test set's enrolment utterances (no labels)
-  5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores; the fusion of
-     each package (--fusion-components), trained on the development lists of the held-out corpora
-     it is not tested on: a loco model's on the other two corpora's, a pooled model's on all three
+  4  DropAdapt (--dropadapt-variants) of the pooled baseline towards the enrolment utterances of
+     each --adapt-to test set (no labels)
+  5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores; back-end
+     adaptation (--backend-adapt) of the pooled baseline's package to the same enrolment
+     utterances; the fusion of each package (--fusion-components), trained on the development
+     lists of the held-out corpora it is not tested on: a loco model's on the other two
+     corpora's, a pooled model's on all three
   6  RESULTS.md (pooled, loco test, loco development) and exp/TAG/best: the pooled model of the
      configuration and back-end with the lowest mean loco development EER
 Options (default):
@@ -69,7 +77,9 @@ Options (default):
   --augment-conf FILE ($augment_conf)  --speeds \"F ...\" ($speeds)
   --train-conf FILE ($train_conf)  --dropclass-conf FILE ($dropclass_conf)  --dropadapt-conf FILE ($dropadapt_conf)
   --train-set \"KEY=VALUE ...\" ($train_set)
-  --systems \"S ...\" ($systems)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
+  --systems \"S ...\" ($systems)  --loco true|false ($loco)
+  --dropadapt-variants \"V ...\" ($dropadapt_variants)  --backend-adapt \"A ...\" ($backend_adapt)
+  --adapt-to \"C ...\" ($adapt_to)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
   --fusion-components LIST ($fusion_components)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
   --cmn-window N ($cmn_window)  --chunk-frames N ($chunk_frames)  --train-jobs N ($train_jobs)
@@ -83,6 +93,28 @@ if ! $augment && [ -n "$speeds" ]; then
 fi
 for s in $systems; do
   case $s in baseline|dropclass|dropadapt) ;; *) echo "$0: unknown system '$s' in --systems" >&2; exit 1 ;; esac
+done
+case $loco in true|false) ;; *) echo "$0: --loco takes true or false, got '$loco'" >&2; exit 1 ;; esac
+has() { [[ " $1 " == *" $2 "* ]]; }  # has LIST WORD: WORD is one of the space-separated LIST
+if ! $loco && has "${backends//,/ }" fused; then
+  echo "$0: the fused back-end is trained on the loco development lists: --loco false needs --backends without fused" >&2
+  exit 1
+fi
+if ! $loco && [ -z "$systems" ]; then
+  echo "$0: --loco false with --systems \"\" leaves nothing to train" >&2; exit 1
+fi
+for v in $dropadapt_variants; do
+  case $v in standard|combine|uniform_agg|random|only_data) ;;
+    *) echo "$0: unknown DropAdapt variant '$v' in --dropadapt-variants" >&2; exit 1 ;; esac
+done
+for how in $backend_adapt; do
+  case $how in mean|plda|both) ;; *) echo "$0: unknown --backend-adapt '$how' (mean, plda or both)" >&2; exit 1 ;; esac
+done
+if [ -n "$backend_adapt" ] && ! has "$systems" baseline; then
+  echo "$0: --backend-adapt adapts the pooled baseline: add baseline to --systems" >&2; exit 1
+fi
+for c in $adapt_to; do
+  case $c in asc|dsp|so) ;; *) echo "$0: unknown corpus '$c' in --adapt-to (asc, dsp, so)" >&2; exit 1 ;; esac
 done
 data=$work_dir/data
 feats=$work_dir/feats
@@ -118,7 +150,24 @@ in_background() {
   if [ ${#pids[@]} -ge "$train_jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 }
 wait_background() { for pid in "${pids[@]}"; do wait "$pid"; done; pids=(); }
-pools="all no_asc no_dsp no_so"
+pools="all"; ! $loco || pools="all no_asc no_dsp no_so"
+# the pooled systems in results order: the trained ones, the DropAdapt variants, the back-end adaptations
+adapted_name() { if [ "$1" = standard ]; then echo dropadapt; else echo "dropadapt_$1"; fi; }
+system_names() {
+  local s v how
+  for s in $systems; do
+    if [ $s = dropadapt ]; then for v in $dropadapt_variants; do adapted_name $v; done; else echo $s; fi
+  done
+  for how in $backend_adapt; do echo "backend_$how"; done
+}
+# model_dir SYSTEM CORPUS SEED: the model scored on CORPUS's test set; an adapted one (to that
+# test set's enrolment utterances) is kept apart, so that only its scores form its row
+model_dir() {
+  case $1 in
+    baseline|dropclass) echo $exp/$tag/$1/seed$3 ;;
+    *) echo $exp/$tag/${1}_models/${2}_seed$3 ;;
+  esac
+}
 pool_corpora() { case $1 in all) echo $corpora ;; no_*) for c in $corpora; do [ "no_$c" = "$1" ] || echo $c; done ;; esac; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -201,19 +250,21 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
       esac
     done
     for c in $corpora; do
-      train ${tag}_no_${c}_seed$seed "$train_conf" $(train_data no_$c) $exp/${tag}_loco/models/no_$c/seed$seed
+      ! $loco || train ${tag}_no_${c}_seed$seed "$train_conf" $(train_data no_$c) $exp/${tag}_loco/models/no_$c/seed$seed
     done
   done
   wait_background
 fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && [[ " $systems " == *" dropadapt "* ]]; then
-  # one adapted model per test corpus, kept apart so that only its scores form the DropAdapt row
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && has "$systems" dropadapt; then
   for seed in $seed_list; do
-    for c in $corpora; do
-      in_background gpu_job 1 $exp/log/${tag}_dropadapt_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
-        --set adapt.seed="$seed" $exp/$tag/baseline/seed$seed/final.pt $(train_data all) $data/${c}_test_no_sil \
-        $exp/$tag/dropadapt_models/${c}_seed$seed
+    for variant in $dropadapt_variants; do
+      for c in $adapt_to; do
+        name=$(adapted_name $variant)
+        in_background gpu_job 1 $exp/log/${tag}_${name}_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
+          --set adapt.variant=$variant --set adapt.seed="$seed" $exp/$tag/baseline/seed$seed/final.pt $(train_data all) \
+          $data/${c}_test_no_sil $(model_dir $name $c $seed)
+      done
     done
   done
   wait_background
@@ -234,56 +285,66 @@ fuse() {  # MODEL_DIR SEED CORPUS...
   for c in "$@"; do devs+=(--dev $exp/${tag}_loco_dev/baseline/seed$seed ${c}_dev); done
   steps/train_fusion.py --components "$fusion_components" "${devs[@]}" $mdir
 }
-pooled_models() {  # SEED: the pooled model directories
-  local system c
-  for system in $systems; do
-    if [ $system = dropadapt ]; then
-      for c in $corpora; do echo $exp/$tag/dropadapt_models/${c}_seed$1; done
-    else
-      echo $exp/$tag/$system/seed$1
-    fi
-  done
-}
+# the corpora whose test set SYSTEM is scored on: an adapted system only on those it adapted to
+scored_corpora() { case $1 in baseline|dropclass) echo $corpora ;; *) echo $adapt_to ;; esac; }
 evaluate_pooled() {  # SEED
-  local system c mdir
-  for system in $systems; do
-    for c in $corpora; do
-      if [ $system = dropadapt ]; then mdir=$exp/$tag/dropadapt_models/${c}_seed$1; else mdir=$exp/$tag/$system/seed$1; fi
-      evaluate $mdir ${c}_test ${c}_test $exp/$tag/$system/seed$1
+  local system c
+  for system in $(system_names); do
+    for c in $(scored_corpora $system); do
+      evaluate $(model_dir $system $c $1) ${c}_test ${c}_test $exp/$tag/$system/seed$1
     done
   done
 }
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  fused=false; ! has "${backends//,/ }" fused || fused=true
   for seed in $seed_list; do
-    # the loco models first: their development lists train every fusion
-    for c in $corpora; do
-      package $exp/${tag}_loco/models/no_$c/seed$seed no_$c
-      evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
-    done
-    for c in $corpora; do
-      # shellcheck disable=SC2046
-      fuse $exp/${tag}_loco/models/no_$c/seed$seed $seed $(for o in $corpora; do [ $o = $c ] || echo $o; done)
-      # development again, now with the fusion; then the test set
-      evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
-      evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test ${c}_test $exp/${tag}_loco/baseline/seed$seed
-    done
-    for mdir in $(pooled_models $seed); do
-      package $mdir all
-      # shellcheck disable=SC2086
-      fuse $mdir $seed $corpora
+    if $loco; then
+      # the loco models first: their development lists train every fusion
+      for c in $corpora; do
+        package $exp/${tag}_loco/models/no_$c/seed$seed no_$c
+        evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
+      done
+      for c in $corpora; do
+        if $fused; then
+          # shellcheck disable=SC2046
+          fuse $exp/${tag}_loco/models/no_$c/seed$seed $seed $(for o in $corpora; do [ $o = $c ] || echo $o; done)
+          # development again, now with the fusion
+          evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
+        fi
+        evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test ${c}_test $exp/${tag}_loco/baseline/seed$seed
+      done
+    fi
+    for system in $(system_names); do
+      for c in $(scored_corpora $system); do
+        mdir=$(model_dir $system $c $seed)
+        case $system in
+          backend_*)  # the baseline's package, its back-ends adapted by one job whose --nj jobs run inside it
+            $train_cmd --num-threads "$nj" $mdir/log/adapt_model.log steps/adapt_model.py --dropadapt false \
+              --backend-adapt ${system#backend_} --nj "$nj" $exp/$tag/baseline/seed$seed $data/train_all_clean \
+              $data/${c}_test $mdir || { tail -n 3 $mdir/log/adapt_model.log >&2; exit 1; } ;;
+          *) package $mdir all ;;
+        esac
+        # shellcheck disable=SC2086
+        if $fused; then fuse $mdir $seed $corpora; fi
+      done
     done
     evaluate_pooled $seed
   done
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  tables="${tag}_loco ${tag}_loco_dev"; [ -z "$systems" ] || tables="$tag $tables"
+  tables=""; [ -z "$systems" ] || tables=$tag; ! $loco || tables="$tables ${tag}_loco ${tag}_loco_dev"
+  order=$(system_names | paste -sd, -)
   for table in $tables; do
-    steps/make_results_table.py --baseline baseline --order baseline,dropclass,dropadapt \
-      --columns eer,min_dcf_0.01 $exp/$table
+    steps/make_results_table.py --baseline baseline --order "${order:-baseline}" --columns eer,min_dcf_0.01 $exp/$table
   done
-  if [[ " $systems " != *" baseline "* ]]; then
+  if ! $loco; then
+    echo "--loco false: no loco development trials to choose the back-end on; $exp/$tag/best not made by this run"
+    cat $exp/$tag/RESULTS.md
+    exit 0
+  fi
+  if ! has "$systems" baseline; then
     echo "no pooled baseline in --systems '$systems': $exp/$tag/best not made by this run"
     cat $exp/${tag}_loco/RESULTS.md
     exit 0
