@@ -14,6 +14,7 @@ import errno
 import filecmp
 import os
 import re
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -113,6 +114,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+def place_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` the file ``src``: a hard link where the file system allows, else a copy with
+    its times (so that the freshness records that name ``dst`` see an unchanged input); atomic."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and os.path.samefile(src, dst):
+        return
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
 
 
 def _process_alive(pid: int) -> bool:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
 """Kaldi floors the frame energy (and the mel energies) at this before taking the log: the log
@@ -31,3 +32,13 @@ def lifter_coefficients(num_ceps: int, cepstral_lifter: float) -> np.ndarray:
         return np.ones(num_ceps)
     i = np.arange(num_ceps)
     return 1.0 + 0.5 * cepstral_lifter * np.sin(np.pi * i / cepstral_lifter)
+
+
+def liftered_dct(num_bins: int, num_ceps: int, cepstral_lifter: float) -> np.ndarray:
+    """The ``(num_bins, num_ceps)`` matrix that maps log-mel filterbank energies to Kaldi's
+    liftered cepstra: the MFCC's orthonormal DCT-II (Kaldi's ComputeDctMatrix), its first
+    ``num_ceps`` rows, each scaled by the lifter. ``fbank @ liftered_dct(...)`` is then what an
+    MFCC with the same mel bins gives."""
+    num_ceps = min(num_ceps, num_bins)
+    dct = scipy.fft.dct(np.eye(num_bins), norm="ortho", axis=0).T[:, :num_ceps]
+    return dct * lifter_coefficients(num_ceps, cepstral_lifter)[None, :]

@@ -41,14 +41,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-import os
 import re
-import shutil
 from pathlib import Path
 
 from dropclass_lib import provenance
 from dropclass_lib.adaptation import BACKEND_ADAPTATIONS, write_adapted_backends
-from dropclass_lib.atomic import atomic_open, atomic_path
+from dropclass_lib.atomic import atomic_open, place_file
 from dropclass_lib.backends.plda import PldaAdaptConfig, PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
@@ -79,20 +77,6 @@ def _make_model_package():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _place(src: Path, dst: Path) -> None:
-    """Make ``dst`` the file ``src``: a hard link where the file system allows, else a copy with
-    its times (so that the freshness records that name ``dst`` see an unchanged input)."""
-    if dst.exists() and os.path.samefile(src, dst):
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst) as tmp:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copy2(src, tmp)
 
 
 def read_corpus(audio: Path, pattern: re.Pattern | None) -> Corpus:
@@ -221,10 +205,10 @@ def main(argv=None) -> int:
         if args.dropadapt:
             adapted = DropAdapt(cfg, str(source.model), str(train), str(no_sil), str(work / "dropadapt"),
                                 resolve_device(args.device), overwrite=args.overwrite).run()
-            _place(adapted, model_dir / MODEL_FILE)
+            place_file(adapted, model_dir / MODEL_FILE)
         else:
-            _place(source.model, model_dir / MODEL_FILE)
-        _place(source.root / FRONTEND_FILE, model_dir / FRONTEND_FILE)
+            place_file(source.model, model_dir / MODEL_FILE)
+        place_file(source.root / FRONTEND_FILE, model_dir / FRONTEND_FILE)
         _make_model_package().main(["--lda-dim", str(lda_dim), "--num-em-iters", str(args.num_em_iters),
                                     "--device", args.device, "--nj", str(args.nj), str(model_dir), str(train)])
         in_domain = None
@@ -235,8 +219,8 @@ def main(argv=None) -> int:
             row = {k: i for i, k in enumerate(keys)}
             in_domain = matrix[[row[u] for u in voiced]]
         write_adapted_backends(open_package(model_dir), out, args.backend_adapt, in_domain, plda_config)
-        _place(model_dir / MODEL_FILE, out / MODEL_FILE)
-        _place(source.root / FRONTEND_FILE, out / FRONTEND_FILE)
+        place_file(model_dir / MODEL_FILE, out / MODEL_FILE)
+        place_file(source.root / FRONTEND_FILE, out / FRONTEND_FILE)
         if source.scoring:   # every key kept, those this step does not know included
             write_yaml(out / SCORING_FILE, source.scoring)
         else:

@@ -23,12 +23,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from dropclass_lib import provenance
 from dropclass_lib.errors import InputFileError, UserError
 from dropclass_lib.features import config_feat_type
-from dropclass_lib.kaldi_analysis import lifter_coefficients
+from dropclass_lib.kaldi_analysis import liftered_dct
 from dropclass_lib.vector_io import iter_scp, write_vectors
 
 NUM_CEPS = 30
@@ -60,10 +59,7 @@ class CepstralStats:
             ceps = feats[:, :self.num_ceps]
         else:
             if self._basis is None or self._basis.shape[0] != feats.shape[1]:
-                num_ceps = min(self.num_ceps, feats.shape[1])
-                # the MFCC's DCT (orthonormal type II, Kaldi's ComputeDctMatrix): (bands, num_ceps)
-                dct = scipy.fft.dct(np.eye(feats.shape[1]), norm="ortho", axis=0).T[:, :num_ceps]
-                self._basis = dct * lifter_coefficients(num_ceps, self.cepstral_lifter)[None, :]
+                self._basis = liftered_dct(feats.shape[1], self.num_ceps, self.cepstral_lifter)
             ceps = feats @ self._basis
         return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])
 
