@@ -14,10 +14,14 @@ Back-ends (``BACKENDS``):
   re-centring, as in its SRE16 recipe);
 * ``stats``: no model at all: cosine between the utterances' cepstral statistics over all frames
   (:mod:`dropclass_lib.backends.utterance_stats`), after their domain mean;
-* ``fused``: the package's fusion (fusion.yaml, steps/train_fusion.py) of an embedding back-end
-  with ``stats``: a weighted sum of their scores, in log-likelihood ratios.
+* ``ivector``, ``ivector_raw``: the package's i-vector systems (:mod:`dropclass_lib.backends.ivector`),
+  LDA + PLDA centred on the domain mean of the i-vectors; ``ivector`` with Kaldi's front end
+  (CMN, voiced frames), ``ivector_raw`` on the whole recording;
+* ``fused``: the package's fusion (fusion.yaml, steps/train_fusion.py) of any of the above: a
+  weighted sum of their scores, in log-likelihood ratios.
 
-``stats`` and ``fused`` need the raw features (before VAD and CMN) of the scored utterances.
+``stats``, the i-vector back-ends and ``fused`` (``RAW_FEATURE_BACKENDS``) need the raw features
+(before VAD and CMN) of the scored utterances: :func:`raw_feature_vectors` makes their vectors.
 
 Each result directory ``OUT/scores_<set>_<backend>`` holds what steps/score_trials.py writes
 (scores, metrics.json, RESULTS, det.png, hist.png) and follows the freshness rule of
@@ -38,11 +42,13 @@ import numpy as np
 
 from dropclass_lib import provenance
 from dropclass_lib.backends.cosine import CosineBackend
+from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR_FILE, PLDA_FILE as IVECTOR_PLDA_FILE, ivectors_data_dir
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.backends.trial_scoring import score_trial_list, write_scoring_outputs
+from dropclass_lib.backends.utterance_stats import stats_data_dir
 from dropclass_lib.embeddings import DEFAULT_MAX_BATCH_FRAMES, embed_utterances, speaker_means
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.package import ModelPackage
+from dropclass_lib.package import IVECTOR_SLOTS, ModelPackage
 from dropclass_lib.parallel import ArkJob, Dispatch, Progress, remove_ark_jobs, run_ark_jobs, split_contiguous
 from dropclass_lib.tables import read_kv, write_table
 from dropclass_lib.trials import read_trials
@@ -50,9 +56,11 @@ from dropclass_lib.vector_io import iter_scp, read_vectors, write_vectors
 
 log = logging.getLogger("evaluation")
 
-BACKENDS = ("cosine", "cosine_dm", "cosine_dm_asnorm", "plda", "plda_dm", "stats", "fused")
-STATS_BACKENDS = ("stats", "fused")
-"""The back-ends that score the utterances' cepstral statistics."""
+BACKENDS = ("cosine", "cosine_dm", "cosine_dm_asnorm", "plda", "plda_dm", "stats", *IVECTOR_SLOTS, "fused")
+RAW_FEATURE_BACKENDS = ("stats", *IVECTOR_SLOTS, "fused")
+"""The back-ends that score vectors made from the raw features (statistics, i-vectors)."""
+EMBEDDINGS = "embeddings"
+"""The vectors every other back-end scores: the package's extractor's."""
 DEFAULT_ASNORM_TOP_N = 100
 EMBEDDING_OUTPUTS = ("xvector.scp", "spk_xvector.scp", "num_utts.ark")
 
@@ -197,47 +205,67 @@ def parse_backends(names: str | Sequence[str]) -> list[str]:
 
 def backend_needs(package: ModelPackage, name: str) -> list[Path | None]:
     """The package files back-end ``name`` scores with (None where the package lacks one): PLDA
-    back-ends need plda/, ``cosine`` and AS-norm cohort.npz, ``fused`` fusion.yaml and what its
-    components need; ``cosine_dm`` and ``stats`` nothing beyond the model."""
+    back-ends need plda/, ``cosine`` and AS-norm cohort.npz, the i-vector back-ends their system,
+    ``fused`` fusion.yaml and what its components need; ``cosine_dm`` and ``stats`` nothing beyond
+    the model."""
     if name == "fused":
         if package.fusion is None:
             return [None]
-        components = package.fusion_model().components
-        unknown = [c for c in components if c not in BACKENDS or c == "fused"]
-        if unknown:
-            raise InputFileError(package.fusion, None, f"component(s) {', '.join(unknown)} are not back-ends "
-                                 f"it can fuse ({', '.join(b for b in BACKENDS if b != 'fused')})")
-        return [package.fusion, *(p for c in components for p in backend_needs(package, c))]
+        return [package.fusion, *(p for c in fusion_components(package) for p in backend_needs(package, c))]
+    if name in IVECTOR_SLOTS:
+        system = package.ivectors.get(name)
+        return [None] if system is None else [system / IVECTOR_EXTRACTOR_FILE, system / IVECTOR_PLDA_FILE]
     if name.startswith("plda"):
         return [package.plda]
     return [] if name in ("cosine_dm", "stats") else [package.cohort]
 
 
+def fusion_components(package: ModelPackage) -> list[str]:
+    """The back-ends the package's fusion.yaml fuses, checked to be back-ends it can fuse."""
+    components = package.fusion_model().components
+    unknown = [c for c in components if c not in BACKENDS or c == "fused"]
+    if unknown:
+        raise InputFileError(package.fusion, None, f"component(s) {', '.join(unknown)} are not back-ends "
+                             f"it can fuse ({', '.join(b for b in BACKENDS if b != 'fused')})")
+    return components
+
+
+def vector_kinds(package: ModelPackage, name: str) -> list[str]:
+    """The vectors back-end ``name`` scores: ``embeddings``, ``stats`` or an i-vector slot
+    (for ``fused``: those of its components, in order)."""
+    if name == "fused":
+        kinds = [k for c in fusion_components(package) for k in vector_kinds(package, c)]
+        return list(dict.fromkeys(kinds))
+    return [name] if name in RAW_FEATURE_BACKENDS else [EMBEDDINGS]
+
+
 def _missing(package: ModelPackage, name: str) -> str:
     """What the package lacks for ``name``, in words."""
     if name == "fused" and package.fusion is not None:
-        return "; ".join(_missing(package, c) for c in package.fusion_model().components
+        return "; ".join(_missing(package, c) for c in fusion_components(package)
                          if None in backend_needs(package, c))
+    if name in IVECTOR_SLOTS:
+        return f"{name}/ (steps/make_model_package.py --{name.replace('_', '-')})"
     return {"fused": "fusion.yaml", "plda": "plda/", "plda_dm": "plda/"}.get(name, "cohort.npz")
 
 
-def available_backends(package: ModelPackage, names: Iterable[str], with_stats: bool = False) -> list[str]:
-    """Those of ``names`` the package can serve (:func:`backend_needs`); ``stats`` and ``fused``
-    only ``with_stats`` (the raw features are at hand)."""
-    return [n for n in names if None not in backend_needs(package, n) and (with_stats or n not in STATS_BACKENDS)]
+def available_backends(package: ModelPackage, names: Iterable[str], with_raw: bool = False) -> list[str]:
+    """Those of ``names`` the package can serve (:func:`backend_needs`); the
+    ``RAW_FEATURE_BACKENDS`` only ``with_raw`` (the raw features are at hand)."""
+    return [n for n in names if None not in backend_needs(package, n) and (with_raw or n not in RAW_FEATURE_BACKENDS)]
 
 
 def choose_backends(package: ModelPackage, requested: str | None,
-                    with_stats: bool = False) -> tuple[list[str], str | None]:
+                    with_raw: bool = False) -> tuple[list[str], str | None]:
     """``(back-ends to score, the package's default)``: those of ``requested`` (comma-separated;
-    default: all) that the package serves (``stats``/``fused`` only ``with_stats``), the one its
+    default: all) that the package serves (``RAW_FEATURE_BACKENDS`` only ``with_raw``), the one its
     scoring.yaml names first; a requested one it cannot serve is skipped with a warning."""
     chosen = parse_backends(requested or ",".join(BACKENDS))
-    usable = available_backends(package, chosen, with_stats)
+    usable = available_backends(package, chosen, with_raw)
     if requested:
         for name in chosen:
             if name not in usable:
-                why = ("the raw features are not given" if name in STATS_BACKENDS and not with_stats
+                why = ("the raw features are not given" if name in RAW_FEATURE_BACKENDS and not with_raw
                        else f"the package has no {_missing(package, name)}")
                 log.warning("%s: skipping back-end %s (%s)", package.root, name, why)
     if not usable:
@@ -255,17 +283,30 @@ def choose_backends(package: ModelPackage, requested: str | None,
     return usable, default
 
 
-class _Scorer:
-    """Scores one trial list by any back-end, reading the embeddings and statistics once, and
-    only when some back-end's outputs are not up to date."""
+def raw_feature_vectors(package: ModelPackage, backends: Sequence[str], raw_data: str | os.PathLike,
+                        out_root: str | os.PathLike, set_name: str, keys: set[str]) -> dict[str, Path]:
+    """The statistics and i-vectors that ``backends`` score, of the utterances ``keys`` of the
+    raw-feature data dir ``raw_data``: ``{kind: scp}``, made under ``out_root/<kind>_<set_name>``
+    (each kept when up to date)."""
+    kinds = {k for name in backends for k in vector_kinds(package, name) if k != EMBEDDINGS}
+    made = {}
+    for kind in sorted(kinds):
+        out = Path(out_root) / f"{kind}_{set_name}"
+        made[kind] = (stats_data_dir(raw_data, out, keys) if kind == "stats"
+                      else ivectors_data_dir(package.ivectors[kind], raw_data, out, keys))
+    return made
 
-    def __init__(self, package: ModelPackage, trials, trials_path, xvector_scp, stats_scp):
-        self.package, self.trials, self.trials_path = package, trials, trials_path
-        self.sources = {"embeddings": xvector_scp, "stats": stats_scp}
+
+class _Scorer:
+    """Scores one trial list by any back-end, reading each kind of vectors once, and only when
+    some back-end's outputs are not up to date."""
+
+    def __init__(self, package: ModelPackage, trials, trials_path, sources: dict[str, Path]):
+        self.package, self.trials, self.trials_path, self.sources = package, trials, trials_path, sources
         self._vectors: dict[str, tuple] = {}
 
     def vectors(self, kind: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """``(keys, matrix, domain mean)`` of the embeddings or the statistics."""
+        """``(keys, matrix, domain mean)`` of the vectors of ``kind``."""
         if kind not in self._vectors:
             keys, matrix = read_vectors(self.sources[kind])
             self._vectors[kind] = (keys, matrix, matrix.astype(np.float64).mean(axis=0))
@@ -277,10 +318,12 @@ class _Scorer:
             fusion = self.package.fusion_model()
             columns = np.stack([self.scores(c, asnorm_top_n)[0] for c in fusion.components], axis=1)
             return fusion.apply(columns), {"fusion": str(self.package.fusion), "components": fusion.components}
-        kind = "stats" if name == "stats" else "embeddings"
+        (kind,) = vector_kinds(self.package, name)
         keys, matrix, domain_mean = self.vectors(kind)
         package, cohort, top_n = self.package, None, None
-        if name.startswith("plda"):
+        if name in IVECTOR_SLOTS:
+            backend = dataclasses.replace(PldaBackend.load(package.ivectors[name] / IVECTOR_PLDA_FILE), mean=domain_mean)
+        elif name.startswith("plda"):
             backend = PldaBackend.load(package.plda)
             if name == "plda_dm":
                 backend = dataclasses.replace(backend, mean=domain_mean)
@@ -298,31 +341,32 @@ class _Scorer:
 def score_data_dir(package: ModelPackage, trials_path: str | os.PathLike, xvector_scp: str | os.PathLike,
                    out_root: str | os.PathLike, set_name: str, backends: Sequence[str],
                    asnorm_top_n: int = DEFAULT_ASNORM_TOP_N,
-                   stats_scp: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Score ``trials_path`` with the embeddings of ``xvector_scp`` (``stats`` and ``fused``: and
-    the statistics of ``stats_scp``) by each back-end; returns ``{backend: metrics}``. The domain
-    mean is the mean of all vectors of the scp."""
+                   raw_vectors: dict[str, str | os.PathLike] | None = None) -> dict[str, dict]:
+    """Score ``trials_path`` with the embeddings of ``xvector_scp`` (the ``RAW_FEATURE_BACKENDS``:
+    with the vectors of ``raw_vectors``, :func:`raw_feature_vectors`) by each back-end; returns
+    ``{backend: metrics}``. The domain mean is the mean of all vectors of the scp."""
     if asnorm_top_n < 1:
         raise UserError(f"the AS-norm top-N must be >= 1, got {asnorm_top_n}")
-    needs_stats = [n for n in backends if n in STATS_BACKENDS]
-    if needs_stats and stats_scp is None:
-        raise UserError(f"back-end(s) {', '.join(needs_stats)} need the utterances' statistics (the raw features)")
+    sources = {EMBEDDINGS: Path(xvector_scp), **{k: Path(v) for k, v in (raw_vectors or {}).items()}}
+    lacking = [n for n in backends if any(k not in sources for k in vector_kinds(package, n))]
+    if lacking:
+        raise UserError(f"back-end(s) {', '.join(lacking)} need vectors of the raw features (statistics, i-vectors)")
     trials = read_trials(trials_path)
-    scorer = _Scorer(package, trials, trials_path, xvector_scp, stats_scp)
+    scorer = _Scorer(package, trials, trials_path, sources)
     results = {}
     for name in backends:
-        uses = ([stats_scp] if name in STATS_BACKENDS else []) + ([] if name == "stats" else [xvector_scp])
-        inputs = [trials_path, *(p for scp in uses for p in (scp, *provenance.scp_archives(scp))),
-                  *([] if name == "stats" else [package.model]), *backend_needs(package, name)]
+        kinds = vector_kinds(package, name)
+        inputs = [trials_path, *(p for k in kinds for p in (sources[k], *provenance.scp_archives(sources[k]))),
+                  *([package.model] if EMBEDDINGS in kinds else []), *backend_needs(package, name)]
         out = Path(out_root) / f"scores_{set_name}_{name}"
-        components = package.fusion_model().components if name == "fused" else [name]
+        components = fusion_components(package) if name == "fused" else [name]
         settings = {"backend": name, "trial_set": set_name,
                     "asnorm_top_n": asnorm_top_n if any(c.endswith("asnorm") for c in components) else None}
         with provenance.stage(out, settings, inputs, outputs=("metrics.json", "scores"), what=f"scores {out}") as st:
             if not st.fresh:
                 scores, how = scorer.scores(name, asnorm_top_n)
                 info = {"backend": name, "trial_set": set_name, "trials": str(trials_path), **how,
-                        **({} if name == "stats" else {"model": str(package.model)})}
+                        **({"model": str(package.model)} if EMBEDDINGS in kinds else {})}
                 write_scoring_outputs(out, trials, scores, info, title=f"{set_name} {name}")
         with open(out / "metrics.json", encoding="utf-8") as f:
             results[name] = json.load(f)

@@ -12,6 +12,11 @@
     DIR/fusion.yaml     the weights of the ``fused`` back-end: one embedding back-end's scores
                         fused with those of the utterances' cepstral statistics, trained on
                         development lists by steps/train_fusion.py (optional)
+    DIR/ivector/, DIR/ivector_raw/
+                        i-vector systems (extractor.npz, plda.npz of steps/train_ivector.py)
+                        scored by the back-ends of the same names (optional): ``ivector`` with
+                        Kaldi's front end (CMN, voiced frames), ``ivector_raw`` without CMN and
+                        VAD (:mod:`dropclass_lib.backends.ivector`)
 
 Every recipe writes one per trained system (:func:`write_frontend`, then
 steps/make_model_package.py adds the back-ends); steps/score_corpus.py, steps/evaluate_model.py
@@ -20,6 +25,7 @@ and the Python API open it with :func:`open_package`, given the directory or its
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ import numpy as np
 import yaml
 
 from dropclass_lib.atomic import atomic_open, atomic_path
+from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR_FILE
 from dropclass_lib.errors import InputFileError, UserError
 
 MODEL_FILE = "final.pt"
@@ -37,6 +44,9 @@ COHORT_FILE = "cohort.npz"
 SCORING_FILE = "scoring.yaml"
 FUSION_FILE = "fusion.yaml"
 FRONTEND_KEYS = ("feats", "vad", "cmn_window")
+IVECTOR_SLOTS = ("ivector", "ivector_raw")
+"""The package's i-vector systems, each in the directory of its name, scored by the back-end of
+its name."""
 
 
 @dataclass
@@ -48,6 +58,8 @@ class ModelPackage:
     cohort: Path | None
     scoring: dict
     fusion: Path | None = None
+    ivectors: dict[str, Path] = dataclasses.field(default_factory=dict)
+    """The i-vector systems it holds: ``{slot: directory}`` (:data:`IVECTOR_SLOTS`)."""
 
     def fusion_model(self):
         """The :class:`~dropclass_lib.calibration.LinearFusion` of ``fusion.yaml``."""
@@ -104,8 +116,9 @@ def open_package(path: str | os.PathLike) -> ModelPackage:
         raise InputFileError(front_path, None, f"missing key(s) {', '.join(missing)}")
     scoring = _read_yaml_mapping(root / SCORING_FILE, "backend, asnorm_top_n") if (root / SCORING_FILE).is_file() else {}
     plda, cohort, fusion = root / PLDA_FILE, root / COHORT_FILE, root / FUSION_FILE
+    ivectors = {slot: root / slot for slot in IVECTOR_SLOTS if (root / slot / IVECTOR_EXTRACTOR_FILE).is_file()}
     return ModelPackage(root, model, frontend, plda if plda.is_file() else None,
-                        cohort if cohort.is_file() else None, scoring, fusion if fusion.is_file() else None)
+                        cohort if cohort.is_file() else None, scoring, fusion if fusion.is_file() else None, ivectors)
 
 
 def frontend_record(feats_config: str | os.PathLike, vad_conf: str | os.PathLike, cmn_window: int) -> dict:

@@ -21,7 +21,8 @@ extractor as it is: back-end adaptation alone, the usual competitor of DropAdapt
 
 Written in OUT_PACKAGE, a complete model package for steps/score_corpus.py,
 steps/evaluate_model.py and dropclass_lib.load_model: final.pt, frontend.yaml (the source's),
-scoring.yaml (the source's, if any), plda/plda.npz, cohort.npz, and adaptation.yaml (what was
+scoring.yaml (the source's, if any), plda/plda.npz, cohort.npz, the source's i-vector systems
+(ivector/, ivector_raw/: they do not depend on the extractor), and adaptation.yaml (what was
 adapted, to what). The work lies in OUT_PACKAGE/adapt/: data/, feats/, data_no_sil/ (the
 in-domain data), dropadapt/ (the DropAdapt run), model/ (the training back-ends),
 xvectors_in_domain/. The source's fusion.yaml is not carried over (its weights were trained on
@@ -47,6 +48,7 @@ from pathlib import Path
 from dropclass_lib import provenance
 from dropclass_lib.adaptation import BACKEND_ADAPTATIONS, write_adapted_backends
 from dropclass_lib.atomic import atomic_open, place_file
+from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR_FILE, PLDA_FILE as IVECTOR_PLDA_FILE
 from dropclass_lib.backends.plda import PldaAdaptConfig, PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
@@ -180,6 +182,7 @@ def main(argv=None) -> int:
     inputs = [source.model, source.root / FRONTEND_FILE, *provenance.data_inputs(train), *audio_inputs(audio, corpus)]
     if source.root.joinpath(SCORING_FILE).is_file():
         inputs.append(source.root / SCORING_FILE)
+    inputs += [system / name for system in source.ivectors.values() for name in (IVECTOR_EXTRACTOR_FILE, IVECTOR_PLDA_FILE)]
     provenance.input_identity(inputs)   # a missing input is an error before OUT_PACKAGE is made
     with lock_output_dirs(out):
         st = provenance.open_stage(out, settings, inputs, outputs=(MODEL_FILE, str(PLDA_FILE), "cohort.npz",
@@ -225,6 +228,9 @@ def main(argv=None) -> int:
             write_yaml(out / SCORING_FILE, source.scoring)
         else:
             (out / SCORING_FILE).unlink(missing_ok=True)
+        for slot, system in source.ivectors.items():   # the i-vector systems do not depend on the extractor
+            for name in (IVECTOR_EXTRACTOR_FILE, IVECTOR_PLDA_FILE):
+                place_file(system / name, out / slot / name)
         if source.fusion is not None:
             log.warning("%s: not carried over (its weights were trained on the source model's scores): "
                         "train a fusion for the adapted package with steps/train_fusion.py", source.fusion)

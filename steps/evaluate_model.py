@@ -14,10 +14,12 @@ steps/make_results_table.py gathers. Back-ends (see dropclass_lib/evaluation.py)
   plda              LDA + PLDA, training mean
   plda_dm           LDA + PLDA centred on the domain mean
   stats             no model: cosine of the utterances' cepstral statistics (needs --raw-data)
-  fused             the package's fusion.yaml of an embedding back-end with stats (--raw-data)
-Back-ends the package cannot serve (no plda/, cohort.npz or fusion.yaml; stats and fused without
---raw-data) are skipped with a message. With --raw-data the statistics go to
-OUT_DIR/stats_<set>/stats.scp.
+  ivector           the package's i-vector system (ivector/): PLDA after the domain mean (--raw-data)
+  ivector_raw       the same with the whole-recording i-vector system (ivector_raw/) (--raw-data)
+  fused             the package's fusion.yaml of any of these (--raw-data when it fuses one above)
+Back-ends the package cannot serve (no plda/, cohort.npz, fusion.yaml or i-vector system; the
+raw-feature ones without --raw-data) are skipped with a message. With --raw-data the statistics
+and i-vectors go to OUT_DIR/stats_<set>/, OUT_DIR/ivector_<set>/, OUT_DIR/ivector_raw_<set>/.
 Everything is redone only when its inputs or settings changed. --nj N embeds in N jobs, --cmd CMD
 runs them through a job runner (utils/run.sh, utils/slurm.sh), as steps/extract_embeddings.py.
 
@@ -33,9 +35,8 @@ from pathlib import Path
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.errors import UserError
-from dropclass_lib.backends.utterance_stats import stats_data_dir
-from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, STATS_BACKENDS, choose_backends, embed_data_dir,
-                                      score_data_dir)
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir,
+                                      raw_feature_vectors, score_data_dir)
 from dropclass_lib.package import open_package
 from dropclass_lib.parallel import Dispatch, add_dispatch_options
 from dropclass_lib.tables import read_kv
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--trials", help="trial list (default DATA_DIR/trials), e.g. one of several lists on one data dir")
     p.add_argument("--emb-dir", help="where the embeddings go (default OUT_DIR/xvectors_<set>)")
     p.add_argument("--raw-data", help="data dir with the raw features (before VAD and CMN) of DATA_DIR's "
-                   "utterances, for the stats and fused back-ends (e.g. data/test for data/test_no_sil)")
+                   "utterances, for the stats, i-vector and fused back-ends (e.g. data/test for data/test_no_sil)")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     p.add_argument("--chunk-frames", type=int, default=10000,
                    help="utterances longer than this are embedded in near-equal chunks, their embeddings "
@@ -77,14 +78,13 @@ def main(argv=None) -> int:
         embed_data_dir(package.model, data, emb_dir, device=args.device, chunk_frames=args.chunk_frames,
                        nj=args.nj, dispatch=dispatch)
         return 0
-    usable, _ = choose_backends(package, args.backends, with_stats=args.raw_data is not None)
+    usable, _ = choose_backends(package, args.backends, with_raw=args.raw_data is not None)
     scp = embed_data_dir(package.model, data, emb_dir, device=args.device, chunk_frames=args.chunk_frames,
                          nj=args.nj, dispatch=dispatch)
-    stats_scp = None
-    if any(name in STATS_BACKENDS for name in usable):
-        stats_scp = stats_data_dir(args.raw_data, out / f"stats_{set_name}", set(read_kv(data / "feats.scp")))
+    raw = {} if args.raw_data is None else raw_feature_vectors(package, usable, args.raw_data, out, set_name,
+                                                               set(read_kv(data / "feats.scp")))
     top_n = args.asnorm_top_n or package.scoring.get("asnorm_top_n", DEFAULT_ASNORM_TOP_N)
-    for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n, stats_scp).items():
+    for name, m in score_data_dir(package, trials, scp, out, set_name, usable, top_n, raw).items():
         print(f"{set_name} {name} EER {m['eer']:.2f}% minDCF@0.01 {m['min_dcf_0.01']:.4f}")
     return 0
 

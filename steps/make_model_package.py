@@ -11,6 +11,11 @@ MODEL_DIR holds final.pt (from steps/train_xvector.py or steps/dropadapt.py). Wr
   plda/plda.npz    LDA (--lda-dim, at most speakers - 1) + PLDA on those embeddings
   cohort.npz       the training speakers' mean embeddings and the training mean
   scoring.yaml     with --scoring-backend: the back-end reported first (and --asnorm-top-n)
+  ivector/         with --ivector DIR: the i-vector system DIR (steps/train_ivector.py) that the
+                   `ivector` back-end scores with; it must use CMN or VAD (Kaldi's front end)
+  ivector_raw/     with --ivector-raw DIR: the one the `ivector_raw` back-end scores with; it must
+                   use neither (the whole recording)
+The i-vector systems are hard-linked where the file system allows (else copied).
 This is the one place a package is written; steps/evaluate_model.py and steps/score_corpus.py
 read it. Each part is redone only when its inputs or settings changed. --nj N embeds the training
 data in N jobs, --cmd CMD runs them through a job runner, as steps/extract_embeddings.py.
@@ -28,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from dropclass_lib import provenance
+from dropclass_lib.atomic import place_file
+from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR, PLDA_FILE as IVECTOR_PLDA, IvectorExtractor
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.errors import UserError
@@ -41,6 +48,22 @@ from dropclass_lib.vector_io import read_vectors
 log = logging.getLogger("make_model_package")
 
 
+def install_ivector_system(system: Path, model_dir: Path, slot: str) -> None:
+    """Place the i-vector system ``system`` in the package's directory ``slot``, after checking
+    that its front end is the one the slot's back-end stands for."""
+    config = IvectorExtractor.load(system / IVECTOR_EXTRACTOR).config
+    raw = config.cmn_window == 0 and not config.use_vad
+    if raw != (slot == "ivector_raw"):
+        option = "--" + slot.replace("_", "-")
+        raise UserError(f"{option} {system}: its front end (cmn_window {config.cmn_window}, use_vad "
+                        f"{str(config.use_vad).lower()}) is not the one of `{slot}`, which "
+                        + ("uses neither CMN nor VAD" if slot == "ivector_raw" else "uses CMN or VAD"))
+    for name in (IVECTOR_EXTRACTOR, IVECTOR_PLDA):
+        if not (system / name).is_file():
+            raise UserError(f"{system / name} does not exist: train the system with steps/train_ivector.py")
+        place_file(system / name, model_dir / slot / name)
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--frontend-data", help="data dir whose feats_config.yaml the model's features were made with")
@@ -50,6 +73,9 @@ def main(argv=None) -> int:
     p.add_argument("--num-em-iters", type=int, default=10, help="PLDA EM iterations (Kaldi: 10)")
     p.add_argument("--scoring-backend", choices=BACKENDS, help="back-end the package reports first")
     p.add_argument("--asnorm-top-n", type=int, default=DEFAULT_ASNORM_TOP_N, help="AS-norm cohort top-N")
+    p.add_argument("--ivector", metavar="DIR", help="i-vector system (CMN, voiced frames) for the ivector back-end")
+    p.add_argument("--ivector-raw", metavar="DIR",
+                   help="i-vector system without CMN and VAD for the ivector_raw back-end")
     p.add_argument("--device", default="auto", help="torch device for the embeddings: auto, cpu, cuda")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs for the embeddings (one CPU thread each)")
     add_dispatch_options(p)
@@ -100,6 +126,9 @@ def main(argv=None) -> int:
                 keys, x = read_vectors(scp)
             speakers, means = read_vectors(spk_scp)
             write_cohort(model_dir, speakers, means, x.astype(np.float64).mean(axis=0))
+    for slot, system in (("ivector", args.ivector), ("ivector_raw", args.ivector_raw)):
+        if system:
+            install_ivector_system(Path(system), model_dir, slot)
     if args.scoring_backend:
         write_yaml(model_dir / SCORING_FILE, {"backend": args.scoring_backend, "asnorm_top_n": args.asnorm_top_n})
     log.info("model package %s is complete", model_dir)

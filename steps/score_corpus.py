@@ -14,11 +14,13 @@ by the file's path relative to the folder (with or without its extension).
 The audio goes through the features, energy VAD and sliding CMN that the model was trained
 with (the package's frontend.yaml; --feat-conf, --vad-conf and --cmn-window override it), then
 the model's embeddings and every back-end the package serves (see steps/evaluate_model.py:
-cosine_dm always, cosine and cosine_dm_asnorm with cohort.npz, plda and plda_dm with plda/),
+cosine_dm always, cosine and cosine_dm_asnorm with cohort.npz, plda and plda_dm with plda/,
+stats always, ivector and ivector_raw with the package's i-vector systems, fused with fusion.yaml),
 or those of --backends. MODEL is a model package directory (steps/make_model_package.py:
 final.pt, frontend.yaml, plda/, cohort.npz, scoring.yaml) or the final.pt inside one.
 Written under OUT_DIR: data/ (the Kaldi data dir with trials), feats/ (archives), data_no_sil/,
-xvectors/, scores_<set>_<backend>/ per back-end (set: --set-name, default OUT_DIR's name), and
+xvectors/, the statistics and i-vectors the back-ends need (stats_<set>/, ivector_<set>/,
+ivector_raw_<set>/), scores_<set>_<backend>/ per back-end (set: --set-name, default OUT_DIR's name), and
 results.txt (EER, minDCF@0.01, minDCF@0.001 per back-end; the back-end the package's
 scoring.yaml names comes first, marked "default"). Every part follows the freshness rule: a
 re-run redoes only what its inputs or settings changed.
@@ -35,15 +37,14 @@ from typing import Sequence
 import numpy as np
 
 from dropclass_lib.atomic import atomic_open
-from dropclass_lib.backends.utterance_stats import stats_data_dir
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
 from dropclass_lib.corpus_input import Corpus, load_input, resolve_frontend
 from dropclass_lib.devices import DEFAULT_DEVICE, DEVICE_HELP
 from dropclass_lib.dirlock import lock_output_dirs
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, STATS_BACKENDS, choose_backends, embed_data_dir,
-                                      score_data_dir)
+from dropclass_lib.evaluation import (BACKENDS, DEFAULT_ASNORM_TOP_N, choose_backends, embed_data_dir,
+                                      raw_feature_vectors, score_data_dir)
 from dropclass_lib.features import make_features
 from dropclass_lib.package import open_package
 from dropclass_lib.parallel import check_scp_safe
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out_dir)
     package = open_package(args.model)
-    backends, default = choose_backends(package, args.backends, with_stats=True)
+    backends, default = choose_backends(package, args.backends, with_raw=True)
     try:
         pattern = re.compile(args.spk_from_filename) if args.spk_from_filename else None
     except re.error as err:
@@ -136,10 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{len(dropped)} utterance(s) of the trials have no voiced frame, e.g. {dropped[0]!r}: "
                             "they cannot be scored (lower the VAD threshold with --vad-conf, or remove them from the trials)")
         scp = embed_data_dir(package.model, data_no_sil, out / "xvectors", device=args.device)
-        stats_scp = None
-        if any(name in STATS_BACKENDS for name in backends):
-            stats_scp = stats_data_dir(data, out / "stats", set(read_kv(data_no_sil / "feats.scp")))
-        results = score_data_dir(package, data / "trials", scp, out, set_name, backends, top_n, stats_scp)
+        raw = raw_feature_vectors(package, backends, data, out, set_name, set(read_kv(data_no_sil / "feats.scp")))
+        results = score_data_dir(package, data / "trials", scp, out, set_name, backends, top_n, raw)
         lines = [f"{name} {m['eer']:.2f} {m['min_dcf_0.01']:.4f} {m['min_dcf_0.001']:.4f}"
                  + (" default" if name == default else "") for name, m in ((n, results[n]) for n in backends)]
         with atomic_open(out / "results.txt", "w", encoding="utf-8") as f:

@@ -12,7 +12,7 @@ import yaml
 
 from dropclass_lib.backends.cosine import length_norm
 from dropclass_lib.errors import UserError
-from dropclass_lib.evaluation import BACKENDS, STATS_BACKENDS
+from dropclass_lib.evaluation import BACKENDS, RAW_FEATURE_BACKENDS
 from dropclass_lib.heads import build_head
 from dropclass_lib.model_io import save_model
 from dropclass_lib.models import build_extractor
@@ -66,8 +66,8 @@ def test_package_then_every_backend(setup):
     out = tmp / "eval"
     assert evaluate_step.main(["--set-name", "t", "--asnorm-top-n", "5", str(pkg / "final.pt"), str(test), str(out)]) == 0
     metrics = {b: json.loads((out / f"scores_t_{b}" / "metrics.json").read_text())
-               for b in BACKENDS if b not in STATS_BACKENDS}
-    assert not any((out / f"scores_t_{b}").exists() for b in STATS_BACKENDS)  # no raw features given
+               for b in BACKENDS if b not in RAW_FEATURE_BACKENDS}
+    assert not any((out / f"scores_t_{b}").exists() for b in RAW_FEATURE_BACKENDS)  # no raw features given
     assert all(m["trial_set"] == "t" and m["backend"] == b for b, m in metrics.items())
     assert metrics["cosine_dm_asnorm"]["asnorm_top_n"] == 5
     # cosine_dm from its definition: cosine after the mean of the scored set's embeddings
