@@ -49,6 +49,8 @@ def test_names_the_missing_corpora_relative_to_the_callers_folder(tmp_path):
     (["--loco", "false"], "--loco false needs --backends without fused"),
     (["--loco", "false", "--backends", "cosine", "--systems", ""], "leaves nothing to train"),
     (["--backend-adapt", "mean", "--systems", "dropclass"], "--backend-adapt adapts the pooled baseline"),
+    (["--ivectors", "ivector magic"], "unknown i-vector system 'magic'"),
+    (["--ivectors", "ivector"], "back-end ivector_raw needs its i-vector system"),
 ])
 def test_bad_option_fails(tmp_path, args, message):
     proc = _run(*args, "--data-root", tmp_path)
@@ -111,6 +113,12 @@ def _tiny(conf: str, out: Path, **changes) -> Path:
     return out
 
 
+def _tiny_flat(conf: str, out: Path, **changes) -> Path:
+    """A recipe config without sections, with ``changes``."""
+    out.write_text(yaml.safe_dump({**yaml.safe_load((RECIPE / "conf" / conf).read_text()), **changes}))
+    return out
+
+
 @pytest.mark.minutes
 @pytest.mark.slow
 @pytest.mark.skipif(not all((SHARED / c).is_dir() for c in CORPORA),
@@ -124,11 +132,15 @@ def test_reduced_run_end_to_end(tmp_path):
     drop = _tiny("train_dropclass.yaml", tmp_path / "d.yaml", dropclass__num_drop=8, dropclass__its_per_drop=4, **small)
     adapt = _tiny("dropadapt.yaml", tmp_path / "a.yaml", adapt__its_per_drop=4, adapt__num_drop=8,
                   adapt__min_remaining=16, data__batch_size=16, data__num_workers=0, train__checkpoint_every=4)
+    ivector_small = dict(num_gauss=8, ivector_dim=10, ubm_frames=5000, ubm_iters=5, num_iters=2, lda_dim=8)
+    ivector = _tiny_flat("ivector.yaml", tmp_path / "i.yaml", **ivector_small)
+    ivector_raw = _tiny_flat("ivector_raw.yaml", tmp_path / "ir.yaml", **ivector_small)
     work = tmp_path / "work"
     # --nj 1: one job process per set instead of two (the split into jobs is tested on the synthetic recipe)
     common = ["--data-root", tmp_path / "corpora", "--work-dir", work, "--nj", 1, "--seeds", 1, "--lda-dim", 8,
               "--augment", "true", "--speeds", "1.1", "--min-utts-per-spk", 3, "--asnorm-top-n", 10,
-              "--train-conf", train, "--dropclass-conf", drop, "--dropadapt-conf", adapt, "--chunk-frames", 25]
+              "--train-conf", train, "--dropclass-conf", drop, "--dropadapt-conf", adapt, "--chunk-frames", 25,
+              "--ivector-conf", ivector, "--ivector-raw-conf", ivector_raw]
     args = [*common, "--train-set", "data.min_frames=30 data.max_frames=50"]
     proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -146,7 +158,7 @@ def test_reduced_run_end_to_end(tmp_path):
     # Every table has its systems, the floor, every back-end.
     pooled = json.dumps(json.loads((work / "exp" / "real" / "RESULTS.json").read_text()))
     for needle in ("asc_test", "dsp_test", "so_test", "baseline", "dropclass", "dropadapt",
-                   "cosine_dm", "cosine_dm_asnorm", "plda_dm"):
+                   "cosine_dm", "cosine_dm_asnorm", "plda_dm", "ivector", "ivector_raw", "fused"):
         assert needle in pooled, needle
     loco = json.loads((work / "exp" / "real_loco" / "RESULTS.json").read_text())
     assert sorted(loco["sets"]) == ["asc_test", "dsp_test", "so_test"]
@@ -164,9 +176,19 @@ def test_reduced_run_end_to_end(tmp_path):
         means[b] = sum(next(r for r in t["rows"] if r["system"] == "baseline")["backends"][b]["eer"]["mean"]
                        for t in dev["sets"].values()) / 3
     assert scoring["backend"] == min(means, key=lambda b: (means[b], b))
-    # Every DropAdapt output is a package too.
+    # Every DropAdapt output is a package too, with the pooled i-vector systems; a loco package
+    # holds those trained without its held-out corpus, which no i-vector system of it has seen.
     for c in ("asc", "dsp", "so"):
         assert (work / "exp" / "real" / "dropadapt_models" / f"{c}_seed1" / "frontend.yaml").is_file()
+    for slot in ("ivector", "ivector_raw"):
+        assert (best / slot / "extractor.npz").samefile(work / "exp" / "real_ivector" / slot / "all" / "extractor.npz")
+        for c in ("asc", "dsp", "so"):
+            system = work / "exp" / "real_ivector" / slot / f"no_{c}"
+            assert (work / "exp" / "real_loco" / "models" / f"no_{c}" / "seed1" / slot / "plda.npz").samefile(
+                system / "plda.npz")
+            trained_on = json.loads((system / ".made_from.json").read_text())["inputs"]
+            assert not any(f"/data/{c}_" in path for path in trained_on)
+    assert set(yaml.safe_load((best / "fusion.yaml").read_text())["components"]) >= {"ivector", "ivector_raw"}
 
     # A second run of the packaging, scoring and tables finds everything done: nothing is recomputed
     # (the earlier stages' re-runs are tested on the synthetic recipe, tests/test_recipe_freshness.py).

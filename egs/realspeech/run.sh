@@ -34,6 +34,9 @@ train_conf=conf/train.yaml           # the extractor every protocol trains
 dropclass_conf=conf/train_dropclass.yaml
 dropadapt_conf=conf/dropadapt.yaml
 train_set=""               # overrides of every training's config, KEY=VALUE separated by spaces, e.g. "data.max_frames=400"
+ivectors="ivector ivector_raw"  # i-vector systems trained on each pool beside the extractors, one back-end each ("" for none)
+ivector_conf=conf/ivector.yaml          # the `ivector` system: Kaldi's front end (CMN, voiced frames)
+ivector_raw_conf=conf/ivector_raw.yaml  # the `ivector_raw` system: the whole recording (no CMN, no VAD)
 systems="baseline dropclass dropadapt"  # pooled systems ("" for loco only); loco trains the baseline configuration
 loco=true                  # false: the pooled systems only, no loco trainings (nor the fused back-end, trained on their development lists)
 dropadapt_variants=standard  # DropAdapt variants run by the dropadapt system: any of standard combine uniform_agg random only_data
@@ -45,8 +48,8 @@ min_utts_per_spk=8         # training speakers with fewer utterances are dropped
 lda_dim=128                # LDA dimension before PLDA (capped at training speakers - 1)
 cmn_window=300             # sliding CMN window, frames
 chunk_frames=10000         # evaluation: longer utterances are embedded in near-equal chunks of at most this many frames, averaged
-backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm,stats,fused
-fusion_components=cosine_dm,plda_dm,stats  # what the fused back-end fuses (chosen on development trials: RESULTS.md)
+backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm,stats,ivector,ivector_raw,fused
+fusion_components=cosine_dm,plda_dm,stats,ivector,ivector_raw  # what the fused back-end fuses (chosen on development trials: RESULTS.md)
 asnorm_top_n=100
 train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
 augment=false              # true: train on augmented copies too (worse on development trials at this budget: RESULTS.md)
@@ -60,10 +63,12 @@ Stages:
   1  fbank, energy VAD, sliding CMN + silence removal of every set; the MFCC statistics floor
   2  training augmentation: speed perturbation (--speeds, new speakers), simulated reverberation,
      noise and babble from the training audio itself (--augment-conf); their features
-  3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines
+  3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines, and
+     each pool's i-vector systems (--ivectors: UBM and total variability without labels, LDA + PLDA)
   4  DropAdapt (--dropadapt-variants) of the pooled baseline towards the enrolment utterances of
      each --adapt-to test set (no labels)
-  5  model packages (front end, PLDA, AS-norm cohort) and every back-end's scores; back-end
+  5  model packages (front end, PLDA, AS-norm cohort, the pool's i-vector systems) and every
+     back-end's scores; back-end
      adaptation (--backend-adapt) of the pooled baseline's package to the same enrolment
      utterances; the fusion of each package (--fusion-components), trained on the development
      lists of the held-out corpora it is not tested on: a loco model's on the other two
@@ -77,6 +82,7 @@ Options (default):
   --augment-conf FILE ($augment_conf)  --speeds \"F ...\" ($speeds)
   --train-conf FILE ($train_conf)  --dropclass-conf FILE ($dropclass_conf)  --dropadapt-conf FILE ($dropadapt_conf)
   --train-set \"KEY=VALUE ...\" ($train_set)
+  --ivectors \"S ...\" ($ivectors)  --ivector-conf FILE ($ivector_conf)  --ivector-raw-conf FILE ($ivector_raw_conf)
   --systems \"S ...\" ($systems)  --loco true|false ($loco)
   --dropadapt-variants \"V ...\" ($dropadapt_variants)  --backend-adapt \"A ...\" ($backend_adapt)
   --adapt-to \"C ...\" ($adapt_to)  --backends LIST ($backends)  --asnorm-top-n N ($asnorm_top_n)
@@ -103,6 +109,14 @@ fi
 if ! $loco && [ -z "$systems" ]; then
   echo "$0: --loco false with --systems \"\" leaves nothing to train" >&2; exit 1
 fi
+for s in $ivectors; do
+  case $s in ivector|ivector_raw) ;; *) echo "$0: unknown i-vector system '$s' in --ivectors (ivector, ivector_raw)" >&2; exit 1 ;; esac
+done
+for b in ${backends//,/ } ${fusion_components//,/ }; do
+  case $b in ivector|ivector_raw)
+    has "$ivectors" $b || { echo "$0: back-end $b needs its i-vector system: add $b to --ivectors" >&2; exit 1; } ;;
+  esac
+done
 for v in $dropadapt_variants; do
   case $v in standard|combine|uniform_agg|random|only_data) ;;
     *) echo "$0: unknown DropAdapt variant '$v' in --dropadapt-variants" >&2; exit 1 ;; esac
@@ -168,6 +182,7 @@ model_dir() {
     *) echo $exp/$tag/${1}_models/${2}_seed$3 ;;
   esac
 }
+ivector_dir() { echo $exp/${tag}_ivector/$1/$2; }  # KIND POOL: the pool's i-vector system
 pool_corpora() { case $1 in all) echo $corpora ;; no_*) for c in $corpora; do [ "no_$c" = "$1" ] || echo $c; done ;; esac; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -242,6 +257,15 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   train() {  # NAME CONF DATA EXP_DIR
     in_background gpu_job 1 $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $3 $4
   }
+  # the i-vector systems of every pool, on its clean training utterances' raw features (one job each)
+  for kind in $ivectors; do
+    conf=$ivector_conf; [ $kind = ivector ] || conf=$ivector_raw_conf
+    for pool in $pools; do
+      # shellcheck disable=SC2046
+      in_background $train_cmd $(ivector_dir $kind $pool)/log/train_ivector.log steps/train_ivector.py --config "$conf" \
+        $(for c in $(pool_corpora $pool); do echo $data/${c}_train; done) $(ivector_dir $kind $pool)
+    done
+  done
   for seed in $seed_list; do
     for system in $systems; do
       case $system in
@@ -271,8 +295,10 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && has "$systems" dropadapt; th
 fi
 
 package() {  # MODEL_DIR POOL
+  local systems=() kind
+  for kind in $ivectors; do systems+=(--${kind/_/-} $(ivector_dir $kind $2)); done
   steps/make_model_package.py --frontend-data $data/asc_train --vad-conf "$vad_conf" --cmn-window "$cmn_window" \
-    --lda-dim "$lda_dim" --asnorm-top-n "$asnorm_top_n" $1 $data/train_${2}_clean
+    --lda-dim "$lda_dim" --asnorm-top-n "$asnorm_top_n" "${systems[@]}" $1 $data/train_${2}_clean
 }
 evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR: DATA's raw features give the statistics, DATA_no_sil the embeddings
   steps/evaluate_model.py --nj "$nj" --cmd "$train_cmd" --backends "$backends" --asnorm-top-n "$asnorm_top_n" \
