@@ -24,7 +24,10 @@ Kinds (one augmented copy ``UTT-KIND`` per kind, same speaker):
 * ``self_babble``: as babble, from utterances of the clean data directory itself, each of another
   speaker than the utterance's (and of a different one each); no download;
 * ``self_noise``: coloured Gaussian noise (power spectrum 1/f^tilt, tilt uniform in a range, as
-  :func:`dropclass_lib.corpora.channel.coloured_noise`) at an SNR from ``self_noise_snrs``.
+  :func:`dropclass_lib.corpora.channel.coloured_noise`) at an SNR from ``self_noise_snrs``;
+* ``sim_channel``: another microphone and line: a random band-pass and peaking-EQ response
+  (:class:`dropclass_lib.corpora.channel.MicrophoneResponse`, corners and gains within the
+  ``sim_channel_*`` ranges), the output rescaled to the input power; no download.
 
 Both reverberations shift the convolution to the RIR's direct path (its peak), cut it to the input
 length and rescale it to the input power (Kaldi's wav-reverberate). SNRs are relative to the power
@@ -50,7 +53,7 @@ from dropclass_lib.datadir import DataDir, read_utt_table
 from dropclass_lib.datadir.utt2aug import AugRecord, AugStep, parse_aug
 from dropclass_lib.errors import UserError
 
-KINDS = ("reverb", "sim_reverb", "noise", "music", "babble", "self_babble", "self_noise")
+KINDS = ("reverb", "sim_reverb", "noise", "music", "babble", "self_babble", "self_noise", "sim_channel")
 SPEED = "speed"
 SAMPLE_RATE = 16000
 SETUP_FILE = "augment.yaml"
@@ -82,6 +85,10 @@ class AugmentConfig:
     self_babble_speakers: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7])
     self_noise_snrs: list[float] = field(default_factory=lambda: [15.0, 10.0, 5.0, 0.0])
     self_noise_tilt: list[float] = field(default_factory=lambda: [0.0, 2.0])
+    sim_channel_low_cut_hz: list[float] = field(default_factory=lambda: [60.0, 350.0])
+    sim_channel_high_cut_hz: list[float] = field(default_factory=lambda: [3000.0, 7800.0])
+    sim_channel_eq_bands: int = 3
+    sim_channel_eq_gain_db: float = 8.0
     speed_factor: float = 1.0
 
     def validate(self) -> None:
@@ -105,6 +112,13 @@ class AugmentConfig:
         _check_range("sim_rt60", self.sim_rt60, 0.0, strict_low=True)
         _check_range("sim_direct_ratio_db", self.sim_direct_ratio_db, -np.inf, strict_low=True)
         _check_range("self_noise_tilt", self.self_noise_tilt, 0.0, strict_low=False)
+        _check_range("sim_channel_low_cut_hz", self.sim_channel_low_cut_hz, 0.0, strict_low=True)
+        _check_range("sim_channel_high_cut_hz", self.sim_channel_high_cut_hz, self.sim_channel_low_cut_hz[1],
+                     strict_low=True)
+        if self.sim_channel_high_cut_hz[1] >= SAMPLE_RATE / 2:
+            raise UserError(f"sim_channel_high_cut_hz must stay below {SAMPLE_RATE / 2:g} Hz, got {self.sim_channel_high_cut_hz}")
+        if self.sim_channel_eq_bands < 0 or self.sim_channel_eq_gain_db < 0:
+            raise UserError("sim_channel_eq_bands and sim_channel_eq_gain_db must not be negative")
         if not 0.1 <= self.speed_factor <= 10:
             raise UserError(f"speed_factor must be within [0.1, 10], got {self.speed_factor}")
 
@@ -170,6 +184,7 @@ class Plan:
     rir: str | np.ndarray | None = None  # a wav.scp value, or the samples of a simulated RIR
     additions: list[Addition] = field(default_factory=list)
     speed: float | None = None
+    response: object | None = None  # sim_channel: a MicrophoneResponse
 
 
 class _Pool:
@@ -277,6 +292,12 @@ def draw_plan(kind: str, utt: str, num_samples: int, sources: Sources) -> Plan:
         tilt = _uniform(rng, cfg.self_noise_tilt)
         snr = float(rng.choice(cfg.self_noise_snrs))
         return Plan(kind, additions=[Addition(snr, 0, False, samples=coloured_noise(rng, num_samples, tilt))])
+    if kind == "sim_channel":
+        from dropclass_lib.corpora.channel import MicrophoneResponse
+
+        return Plan(kind, response=MicrophoneResponse.draw(rng, sources.rate, cfg.sim_channel_low_cut_hz,
+                                                           cfg.sim_channel_high_cut_hz, cfg.sim_channel_eq_bands,
+                                                           cfg.sim_channel_eq_gain_db))
     raise UserError(f"unknown augmentation kind {kind!r} (known: {', '.join((*KINDS, SPEED))})")
 
 
@@ -333,6 +354,9 @@ class Renderer:
         """Apply ``plan`` to the samples ``x``."""
         if plan.speed is not None:
             return change_speed(x, plan.speed)
+        if plan.response is not None:
+            y = plan.response(x)
+            return (y * np.sqrt(power(x) / max(power(y), 1e-20))).astype(np.float32)
         if plan.rir is not None:
             rir = plan.rir if isinstance(plan.rir, np.ndarray) else read_audio(plan.rir, utt, expected_rate=self.rate)[0]
             return reverberate(x, rir)

@@ -102,6 +102,8 @@ def test_default_conf_needs_no_download_and_documents_every_key():
     ("self_noise_snrs: []\n", r"a.yaml: self_noise_snrs must not be empty"),
     ("speed_factor: 0\n", r"a.yaml: speed_factor must be within"),
     ("sim_direct_ratio_db: 3\n", r"a.yaml:1: sim_direct_ratio_db: expected a list"),
+    ("sim_channel_high_cut_hz: [3000, 9000]\n", r"a.yaml: sim_channel_high_cut_hz must stay below 8000"),
+    ("sim_channel_high_cut_hz: [200, 3000]\n", r"a.yaml: sim_channel_high_cut_hz must be \[low, high\]"),
 ])
 def test_config_errors_name_the_file_and_key(tmp_path, text, match):
     bad = tmp_path / "a.yaml"
@@ -188,6 +190,25 @@ def test_sim_reverb_draws_rooms_within_the_ranges(tmp_path):
         assert not np.allclose(y, x, atol=1e-3)
         outputs.append(y)
     assert len(lengths) > 6
+
+
+def test_sim_channel_is_another_microphone():
+    """A band-limited, equalised copy at the input's power and length, drawn per utterance; the
+    energy above the low-pass corner is gone."""
+    setup = self_setup(sim_channel_high_cut_hz=[3000.0, 3500.0], sim_channel_eq_bands=2)
+    x = np.random.default_rng(5).standard_normal(2 * RATE).astype(np.float32)
+    responses = []
+    for i in range(6):
+        plan = draw_plan("sim_channel", f"u{i}", len(x), Sources(setup))
+        again = draw_plan("sim_channel", f"u{i}", len(x), Sources(setup))
+        assert np.array_equal(plan.response.band_pass, again.response.band_pass) and len(plan.response.eq) == 2
+        y = Renderer().render(x, plan)
+        assert y.dtype == np.float32 and len(y) == len(x) and power(y) == pytest.approx(power(x), rel=1e-4)
+        spectrum = np.abs(np.fft.rfft(y)) ** 2
+        freqs = np.fft.rfftfreq(len(y), 1 / RATE)
+        assert spectrum[freqs > 5000].sum() < 1e-3 * spectrum.sum()
+        responses.append(plan.response.band_pass)
+    assert not np.array_equal(responses[0], responses[1])
 
 
 def test_self_noise_snr_and_length():

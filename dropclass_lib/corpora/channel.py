@@ -59,6 +59,32 @@ def peaking_eq(rate: int, freq: float, gain_db: float, q: float) -> tuple[np.nda
     return b / a[0], a / a[0]
 
 
+@dataclass
+class MicrophoneResponse:
+    """A recording chain's frequency response: a 4th-order Butterworth band-pass, then peaking-EQ
+    biquads (``(b, a)`` each)."""
+
+    band_pass: np.ndarray
+    eq: list[tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, rate: int, low_cut_hz, high_cut_hz, eq_bands: int,
+             eq_gain_db: float) -> "MicrophoneResponse":
+        """Corners log-uniform within ``low_cut_hz`` and ``high_cut_hz``; ``eq_bands`` bands at
+        log-uniform centres in 150 Hz-0.45 rate, gains uniform in +-``eq_gain_db``, Q in 0.7-2.5."""
+        low, high = _log_uniform(rng, low_cut_hz), _log_uniform(rng, high_cut_hz)
+        band_pass = signal.butter(4, [low, high], btype="bandpass", fs=rate, output="sos")
+        eq = [peaking_eq(rate, _log_uniform(rng, (150.0, 0.45 * rate)), rng.uniform(-eq_gain_db, eq_gain_db),
+                         rng.uniform(0.7, 2.5)) for _ in range(eq_bands)]
+        return cls(band_pass, eq)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = signal.sosfilt(self.band_pass, np.asarray(x, dtype=np.float64))
+        for b, a in self.eq:
+            y = signal.lfilter(b, a, y)
+        return y
+
+
 def coloured_noise(rng: np.random.Generator, n: int, tilt: float) -> np.ndarray:
     """Gaussian noise with power spectrum ~ 1/f^tilt (0 white, 1 pink, 2 brown), unit variance."""
     spec = np.fft.rfft(rng.standard_normal(n))
@@ -74,12 +100,7 @@ def apply_channel(x: np.ndarray, rate: int, rng: np.random.Generator, cfg: Chann
     if rng.random() < cfg.reverb_prob:
         rir = room_impulse_response(rng, rate, rng.uniform(*cfg.rt60_s), rng.uniform(*cfg.direct_ratio_db))
         y = signal.fftconvolve(y, rir)[: len(y)]
-    low, high = _log_uniform(rng, cfg.low_cut_hz), _log_uniform(rng, cfg.high_cut_hz)
-    y = signal.sosfilt(signal.butter(4, [low, high], btype="bandpass", fs=rate, output="sos"), y)
-    for _ in range(cfg.eq_bands):
-        b, a = peaking_eq(rate, _log_uniform(rng, (150.0, 0.45 * rate)), rng.uniform(-cfg.eq_gain_db, cfg.eq_gain_db),
-                          rng.uniform(0.7, 2.5))
-        y = signal.lfilter(b, a, y)
+    y = MicrophoneResponse.draw(rng, rate, cfg.low_cut_hz, cfg.high_cut_hz, cfg.eq_bands, cfg.eq_gain_db)(y)
     speech_power = np.mean(y ** 2) + 1e-12
     snr = rng.uniform(*cfg.snr_db)
     y = y + coloured_noise(rng, len(y), rng.uniform(*cfg.noise_tilt)) * np.sqrt(speech_power / 10.0 ** (snr / 10.0))
