@@ -22,7 +22,10 @@ minDCF@0.001 and the relative EER change against the baseline row,
 ``100 * (EER - EER_baseline) / EER_baseline`` (negative = better), computed on the means;
 then Cllr and minCllr (bits) where the results have them (metrics.json written before they
 were measured has not: such a cell is "–", and a back-end none of whose results has them gets
-no such columns).
+no such columns). With several seeds, the *paired* EER difference (column ``paired_delta_eer``,
+not shown by default): per seed the system's EER less the baseline's of the same seed, mean ±
+std over the seeds both have. A system that starts from the baseline of its seed (DropAdapt,
+back-end adaptation) is measured by it without the baseline's own seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -142,10 +145,21 @@ def build_tables(results: list[dict], baseline: str | None = "baseline", order: 
             for backend, cell in row["backends"].items():
                 ref = base["backends"].get(backend) if base else None
                 # the floor and a peer are reference points, not variants of the baseline: no relative change
+                variant = ref is not None and not row["floor"] and not row["peer"] and row["system"] != baseline
                 cell["rel_eer_change"] = (100.0 * (cell["eer"]["mean"] - ref["eer"]["mean"]) / ref["eer"]["mean"]
                                           if ref and ref["eer"]["mean"] > 0 and not row["floor"] and not row["peer"] else None)
+                cell["paired_delta_eer"] = _paired(systems[row["system"]][backend], systems[baseline][backend]) \
+                    if variant else None
         out["sets"][trial_set] = {"backends": backends, "num_trials": sorted(trial_counts), "rows": rows}
     return out
+
+
+def _paired(runs: list[dict], baseline_runs: list[dict]) -> dict | None:
+    """EER of each seed less the baseline's of the same seed, summarised over the common seeds."""
+    base = {r["seed"]: r["metrics"]["eer"] for r in baseline_runs if r["seed"] is not None}
+    diffs = [r["metrics"]["eer"] - base[r["seed"]] for r in sorted(runs, key=lambda r: r["seed"] or 0)
+             if r["seed"] in base]
+    return _summary(diffs) if diffs else None
 
 
 def _fmt(summary: dict | None, digits: int) -> str:
@@ -157,10 +171,11 @@ def _fmt(summary: dict | None, digits: int) -> str:
     return text
 
 
-COLUMNS = ("eer", "min_dcf_0.01", "min_dcf_0.001", "delta_eer", "cllr", "min_cllr")
+COLUMNS = ("eer", "min_dcf_0.01", "min_dcf_0.001", "delta_eer", "cllr", "min_cllr", "paired_delta_eer")
+DEFAULT_COLUMNS = COLUMNS[:-1]
 
 
-def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS) -> str:
+def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = DEFAULT_COLUMNS) -> str:
     """The markdown tables; ``columns`` chooses, per back-end, which of ``COLUMNS`` are shown
     (RESULTS.json always holds every figure)."""
     bad = [c for c in columns if c not in COLUMNS]
@@ -168,6 +183,7 @@ def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS
         raise UserError(f"unknown results column(s) {', '.join(bad) or '(none given)'}; known: {', '.join(COLUMNS)}")
     metrics = [m for m in METRICS if m[0] in columns]
     delta = "delta_eer" in columns
+    paired = "paired_delta_eer" in columns
     baseline = tables["baseline"]
     lines = ["# Results", "",
              "EER in %; minDCF at p_target 0.01 and 0.001 with C_miss = C_fa = 1, normalised as in NIST SRE. "
@@ -175,7 +191,9 @@ def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS
              "discrimination, Cllr - minCllr the calibration loss (large for raw cosine or PLDA scores; "
              "`+cal` back-ends were calibrated by steps/calibrate_scores.py).",
              "Several seeds: mean ± sample standard deviation. "
-             + (f"ΔEER: relative EER change against `{baseline}` (negative is better)." if baseline else ""), ""]
+             + (f"ΔEER: relative EER change against `{baseline}` (negative is better)." if baseline else "")
+             + (f" Paired ΔEER: EER less `{baseline}`'s of the same seed, in points, mean ± std over the seeds."
+                if baseline and paired else ""), ""]
     for trial_set, table in tables["sets"].items():
         counts = "/".join(map(str, table["num_trials"]))
         lines += [f"## {trial_set} ({counts} trials)", ""]
@@ -185,6 +203,7 @@ def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS
         header = ["system", "runs"]
         for b in table["backends"]:
             header += [f"{b} {label}" for _, label, _ in metrics] + ([f"{b} ΔEER (%)"] if delta else [])
+            header += [f"{b} paired ΔEER"] if paired else []
             header += [f"{b} {label}" for _, label, _ in optional[b]]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in table["rows"]:
@@ -196,6 +215,10 @@ def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS
                 rel = cell["rel_eer_change"] if cell else None
                 if delta:
                     cells.append("–" if rel is None or row["system"] == baseline else f"{rel:+.1f}")
+                if paired:
+                    diff = cell.get("paired_delta_eer") if cell else None
+                    cells.append("–" if diff is None else f"{diff['mean']:+.2f}"
+                                 + ("" if diff["std"] is None else f" ± {diff['std']:.2f}"))
                 cells += [_fmt(cell.get(m) if cell else None, d) for m, _, d in optional[b]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -203,7 +226,7 @@ def render_markdown(tables: dict, columns: tuple[str, ...] | list[str] = COLUMNS
 
 
 def write_results(tables: dict, md_path: str | os.PathLike, json_path: str | os.PathLike,
-                  columns: tuple[str, ...] | list[str] = COLUMNS) -> None:
+                  columns: tuple[str, ...] | list[str] = DEFAULT_COLUMNS) -> None:
     with atomic_open(md_path, "w", encoding="utf-8") as f:
         f.write(render_markdown(tables, columns))
     with atomic_open(json_path, "w", encoding="utf-8") as f:

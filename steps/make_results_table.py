@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.errors import UserError
-from dropclass_lib.results import COLUMNS, build_tables, find_results, write_results
+from dropclass_lib.results import COLUMNS, DEFAULT_COLUMNS, build_tables, find_results, write_results
 
 log = logging.getLogger("make_results_table")
 
@@ -28,8 +28,9 @@ def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", default="baseline", help="system the relative EER change refers to (default baseline)")
     p.add_argument("--order", default="", help="comma-separated systems, in the order of the rows (others follow, sorted)")
-    p.add_argument("--columns", default=",".join(COLUMNS),
-                   help="comma-separated figures shown per back-end in the markdown (RESULTS.json has all)")
+    p.add_argument("--columns", default=",".join(DEFAULT_COLUMNS),
+                   help=f"comma-separated figures shown per back-end in the markdown, among {', '.join(COLUMNS)} "
+                   "(default: all but paired_delta_eer; RESULTS.json has all)")
     p.add_argument("--out-md", help="markdown table (default EXP_DIR/RESULTS.md)")
     p.add_argument("--out-json", help="machine-readable copy (default EXP_DIR/RESULTS.json)")
     p.add_argument("exp_dir")

@@ -55,6 +55,25 @@ def test_tables_aggregate_seeds_and_compare_with_baseline(exp):
     assert rows["mfcc_floor"]["backends"]["cosine"]["rel_eer_change"] is None  # a reference point, not a variant
 
 
+def test_paired_differences_are_per_seed_against_the_baseline_of_that_seed(exp):
+    put(exp, "dropclass/seed2/scores_vox1_o_cosine", "cosine", 5.0)
+    put(exp, "dropclass/seed3/scores_vox1_o_cosine", "cosine", 1.0)    # no baseline of seed 3: not paired
+    rows = {r["system"]: r for r in build_tables(find_results(exp), "baseline")["sets"]["vox1_o"]["rows"]}
+    paired = rows["dropclass"]["backends"]["cosine"]["paired_delta_eer"]
+    # seed 1: 4.5 - 4.0 = +0.5; seed 2: 5.0 - 6.0 = -1.0
+    assert paired["mean"] == pytest.approx(-0.25) and paired["std"] == pytest.approx(1.5 / 2 ** 0.5)
+    assert paired["n"] == 2
+    assert rows["dropclass"]["backends"]["plda"]["paired_delta_eer"]["std"] is None      # one common seed
+    assert rows["dropadapt/combine"]["backends"]["cosine"]["paired_delta_eer"] is None   # no seed
+    assert rows["baseline"]["backends"]["cosine"]["paired_delta_eer"] is None
+    assert rows["mfcc_floor"]["backends"]["cosine"]["paired_delta_eer"] is None
+    assert make_results_table.main(["--columns", "eer,paired_delta_eer", str(exp)]) == 0
+    md = (exp / "RESULTS.md").read_text()
+    assert "cosine paired ΔEER" in md and "| dropclass | 3 | 3.50 ± 2.18 | -0.25 ± 1.06 |" in md
+    assert make_results_table.main([str(exp)]) == 0
+    assert "paired" not in (exp / "RESULTS.md").read_text()
+
+
 def test_command_writes_markdown_and_json(exp):
     assert make_results_table.main([str(exp)]) == 0
     md = (exp / "RESULTS.md").read_text()

@@ -162,6 +162,8 @@ fi
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "== stage 5: results"
   order=$(system_names | paste -sd, -)
-  steps/make_results_table.py --baseline baseline --order $order --columns eer,min_dcf_0.01,min_dcf_0.001,delta_eer $exp
+  columns=eer,min_dcf_0.01,min_dcf_0.001,delta_eer
+  [ "$seeds" -eq 1 ] || columns=$columns,paired_delta_eer   # each seed against the baseline of its seed
+  steps/make_results_table.py --baseline baseline --order $order --columns $columns $exp
   cat $exp/RESULTS.md
 fi
