@@ -51,6 +51,7 @@ def test_names_the_missing_corpora_relative_to_the_callers_folder(tmp_path):
     (["--backend-adapt", "mean", "--systems", "dropclass"], "--backend-adapt adapts the pooled baseline"),
     (["--ivectors", "ivector magic"], "unknown i-vector system 'magic'"),
     (["--ivectors", "ivector"], "back-end ivector_raw needs its i-vector system"),
+    (["--cross-channel", "maybe"], "--cross-channel takes true or false"),
 ])
 def test_bad_option_fails(tmp_path, args, message):
     proc = _run(*args, "--data-root", tmp_path)
@@ -165,6 +166,15 @@ def test_reduced_run_end_to_end(tmp_path):
     assert {r["system"] for t in loco["sets"].values() for r in t["rows"]} == {"baseline", "mfcc_floor"}
     dev = json.loads((work / "exp" / "real_loco_dev" / "RESULTS.json").read_text())
     assert sorted(dev["sets"]) == ["asc_dev", "dsp_dev", "so_dev"]
+    # The cross-channel check: the same loco models and trials, the test side through another microphone.
+    xch = json.loads((work / "exp" / "real_loco_xch" / "RESULTS.json").read_text())
+    assert sorted(xch["sets"]) == ["asc_test_xch", "dsp_test_xch", "so_test_xch"]
+    assert {r["system"] for t in xch["sets"].values() for r in t["rows"]} == {"baseline", "mfcc_floor"}
+    for c in ("asc", "dsp", "so"):
+        clean = [tuple(line.split()) for line in (work / "data" / f"{c}_test_no_sil" / "trials").read_text().splitlines()]
+        shifted = [line.split() for line in (work / "data" / f"{c}_test_xch_no_sil" / "trials").read_text().splitlines()]
+        assert all(t.endswith("-sim_channel") for _, t, _ in shifted) and len(shifted) >= 0.9 * len(clean)
+        assert {(e, t.removesuffix("-sim_channel"), label) for e, t, label in shifted} <= set(clean)
     # exp/real/best: the pooled baseline's package, scored by the back-end chosen on development data.
     best = work / "exp" / "real" / "best"
     assert best.is_symlink() and (best / "final.pt").is_file() and (best / "plda" / "plda.npz").is_file()
@@ -181,9 +191,9 @@ def test_reduced_run_end_to_end(tmp_path):
     for c in ("asc", "dsp", "so"):
         assert (work / "exp" / "real" / "dropadapt_models" / f"{c}_seed1" / "frontend.yaml").is_file()
     for slot in ("ivector", "ivector_raw"):
-        assert (best / slot / "extractor.npz").samefile(work / "exp" / "real_ivector" / slot / "all" / "extractor.npz")
+        assert (best / slot / "extractor.npz").samefile(work / "exp" / "ivector_systems" / slot / "all" / "extractor.npz")
         for c in ("asc", "dsp", "so"):
-            system = work / "exp" / "real_ivector" / slot / f"no_{c}"
+            system = work / "exp" / "ivector_systems" / slot / f"no_{c}"
             assert (work / "exp" / "real_loco" / "models" / f"no_{c}" / "seed1" / slot / "plda.npz").samefile(
                 system / "plda.npz")
             trained_on = json.loads((system / ".made_from.json").read_text())["inputs"]

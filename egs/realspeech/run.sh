@@ -53,6 +53,8 @@ fusion_components=cosine_dm,plda_dm,stats,ivector,ivector_raw  # what the fused 
 asnorm_top_n=100
 train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
 augment=false              # true: train on augmented copies too (worse on development trials at this budget: RESULTS.md)
+cross_channel=true         # also score the loco models on each test set with its test side through another microphone
+cross_channel_conf=conf/cross_channel.yaml
 tag=real                   # experiment name: exp/TAG (pooled), exp/TAG_loco, exp/TAG_loco_dev
 help_message="Usage: bash egs/realspeech/run.sh [options]
 Pooled and leave-one-corpus-out training and evaluation on three real corpora (Arabic Speech
@@ -60,7 +62,9 @@ Commands, DSPSpeech-20, speechocean762 from --data-root); trials are scored with
 Exits 0 with a message when the corpora are not there.
 Stages:
   0  prepare the corpora: train/test halves, test trials, development trials on the train halves
-  1  fbank, energy VAD, sliding CMN + silence removal of every set; the MFCC statistics floor
+  1  fbank, energy VAD, sliding CMN + silence removal of every set; the MFCC statistics floor;
+     with --cross-channel true each test set's cross-channel version (the test side of every
+     trial through a simulated microphone: a check on cues of the recording session)
   2  training augmentation: speed perturbation (--speeds, new speakers), simulated reverberation,
      noise and babble from the training audio itself (--augment-conf); their features
   3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines, and
@@ -89,7 +93,8 @@ Options (default):
   --fusion-components LIST ($fusion_components)
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
   --cmn-window N ($cmn_window)  --chunk-frames N ($chunk_frames)  --train-jobs N ($train_jobs)
-  --augment true|false ($augment)  --tag NAME ($tag)"
+  --augment true|false ($augment)  --cross-channel true|false ($cross_channel)
+  --cross-channel-conf FILE ($cross_channel_conf)  --tag NAME ($tag)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 case $data_root in /*) ;; *) data_root=$caller_dir/$data_root ;; esac
@@ -101,6 +106,7 @@ for s in $systems; do
   case $s in baseline|dropclass|dropadapt) ;; *) echo "$0: unknown system '$s' in --systems" >&2; exit 1 ;; esac
 done
 case $loco in true|false) ;; *) echo "$0: --loco takes true or false, got '$loco'" >&2; exit 1 ;; esac
+case $cross_channel in true|false) ;; *) echo "$0: --cross-channel takes true or false, got '$cross_channel'" >&2; exit 1 ;; esac
 has() { [[ " $1 " == *" $2 "* ]]; }  # has LIST WORD: WORD is one of the space-separated LIST
 if ! $loco && has "${backends//,/ }" fused; then
   echo "$0: the fused back-end is trained on the loco development lists: --loco false needs --backends without fused" >&2
@@ -182,7 +188,9 @@ model_dir() {
     *) echo $exp/$tag/${1}_models/${2}_seed$3 ;;
   esac
 }
-ivector_dir() { echo $exp/${tag}_ivector/$1/$2; }  # KIND POOL: the pool's i-vector system
+# KIND POOL: the pool's i-vector system; no --tag in the path: it depends on its config and the
+# pool's clean audio only, so every experiment shares it (a changed --ivector-conf retrains it)
+ivector_dir() { echo $exp/ivector_systems/$1/$2; }
 pool_corpora() { case $1 in all) echo $corpora ;; no_*) for c in $corpora; do [ "no_$c" = "$1" ] || echo $c; done ;; esac; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -205,6 +213,13 @@ front_end() {
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for c in $corpora; do
     for part in train test; do front_end ${c}_$part; done
+    if $cross_channel; then
+      # the test side of every trial through another microphone: UTT-sim_channel copies, rendered in the feature jobs
+      steps/augment_data_dir.py --config "$cross_channel_conf" $data/${c}_test $data/${c}_test_xch_aug
+      front_end ${c}_test_xch_aug
+      steps/make_cross_channel_set.py $data/${c}_test $data/${c}_test_xch_aug $data/${c}_test_xch
+      steps/make_cross_channel_set.py $data/${c}_test_no_sil $data/${c}_test_xch_aug_no_sil $data/${c}_test_xch_no_sil
+    fi
     # The floor: per-utterance MFCC mean+std, cosine after the set's mean, no VAD.
     for part in train test; do
       set_name=${c}_test; [ $part = test ] || set_name=${c}_dev
@@ -215,6 +230,13 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
         steps/score_mfcc_floor.py --use-vad false --set-name $set_name $data/${c}_${part}_mfcc $out/mfcc_floor/scores_$set_name
       done
     done
+    if $cross_channel; then  # the floor of the cross-channel trials
+      utils/copy_data_dir.py $data/${c}_test_xch_aug $data/${c}_test_xch_aug_mfcc
+      steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$floor_feat_conf" $data/${c}_test_xch_aug_mfcc $feats/${c}_test_xch_aug_mfcc
+      steps/make_cross_channel_set.py $data/${c}_test_mfcc $data/${c}_test_xch_aug_mfcc $data/${c}_test_xch_mfcc
+      steps/score_mfcc_floor.py --use-vad false --set-name ${c}_test_xch $data/${c}_test_xch_mfcc \
+        $exp/${tag}_loco_xch/mfcc_floor/scores_${c}_test_xch
+    fi
   done
 fi
 
@@ -339,6 +361,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
           evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
         fi
         evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test ${c}_test $exp/${tag}_loco/baseline/seed$seed
+        ! $cross_channel || evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test_xch ${c}_test_xch \
+          $exp/${tag}_loco_xch/baseline/seed$seed
       done
     fi
     for system in $(system_names); do
@@ -361,9 +385,12 @@ fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   tables=""; [ -z "$systems" ] || tables=$tag; ! $loco || tables="$tables ${tag}_loco ${tag}_loco_dev"
+  ! $loco || ! $cross_channel || tables="$tables ${tag}_loco_xch"
   order=$(system_names | paste -sd, -)
   for table in $tables; do
-    steps/make_results_table.py --baseline baseline --order "${order:-baseline}" --columns eer,min_dcf_0.01 $exp/$table
+    columns=eer,min_dcf_0.01
+    [ "$seeds" -eq 1 ] || columns=$columns,paired_delta_eer   # each seed against the baseline of its seed
+    steps/make_results_table.py --baseline baseline --order "${order:-baseline}" --columns $columns $exp/$table
   done
   if ! $loco; then
     echo "--loco false: no loco development trials to choose the back-end on; $exp/$tag/best not made by this run"
