@@ -53,10 +53,9 @@ import numpy as np
 from dropclass_lib import provenance
 from dropclass_lib.atomic import atomic_path
 from dropclass_lib.backends.plda import PldaBackend
-from dropclass_lib.backends.utterance_stats import feats_kind
+from dropclass_lib.backends.utterance_stats import Cepstra, feats_kind
 from dropclass_lib.cmn import select_voiced_frames, sliding_window_cmn
 from dropclass_lib.errors import InputFileError, UserError
-from dropclass_lib.kaldi_analysis import liftered_dct
 from dropclass_lib.tables import read_kv
 from dropclass_lib.vector_io import iter_scp, write_vectors
 
@@ -128,21 +127,12 @@ class FrameFeatures:
     """Maps an utterance's raw features (and VAD decisions) to the i-vector frames."""
 
     def __init__(self, feat_type: str, config: IvectorConfig):
-        if feat_type not in ("fbank", "mfcc"):
-            raise UserError(f"i-vectors need fbank or mfcc features, not {feat_type!r}")
-        self.feat_type, self.config = feat_type, config
-        self._basis: np.ndarray | None = None
+        self.config = config
+        self.cepstra = Cepstra(feat_type, config.num_ceps, config.cepstral_lifter)
 
     def __call__(self, feats: np.ndarray, vad: np.ndarray | None, utt: str = "") -> np.ndarray:
         cfg = self.config
-        feats = np.asarray(feats, dtype=np.float64)
-        if self.feat_type == "mfcc":
-            ceps = feats[:, :cfg.num_ceps]
-        else:
-            if self._basis is None or self._basis.shape[0] != feats.shape[1]:
-                self._basis = liftered_dct(feats.shape[1], cfg.num_ceps, cfg.cepstral_lifter)
-            ceps = feats @ self._basis
-        x = add_deltas(ceps, cfg.delta_order, cfg.delta_window)
+        x = add_deltas(self.cepstra(feats), cfg.delta_order, cfg.delta_window)
         if cfg.cmn_window:
             x = sliding_window_cmn(x, cfg.cmn_window)
         if cfg.use_vad:

@@ -39,28 +39,35 @@ STATS_NAME = "stats"
 """``OUT/stats.scp`` + ``stats.ark``: the statistics vectors of a data directory."""
 
 
-class CepstralStats:
-    """Maps a ``(frames, dim)`` feature matrix of kind ``feat_type`` to its statistics vector."""
+class Cepstra:
+    """Maps a ``(frames, dim)`` feature matrix of kind ``feat_type`` to Kaldi's liftered cepstra
+    (the first ``num_ceps``): the DCT of filterbanks, or MFCCs as they are."""
 
     def __init__(self, feat_type: str, num_ceps: int = NUM_CEPS, cepstral_lifter: float = CEPSTRAL_LIFTER):
         if feat_type not in ("fbank", "mfcc"):
-            raise UserError(f"cepstral statistics need fbank or mfcc features, not {feat_type!r}")
+            raise UserError(f"cepstra need fbank or mfcc features, not {feat_type!r}")
         if num_ceps < 1:
             raise UserError(f"num_ceps must be positive, got {num_ceps}")
         self.feat_type, self.num_ceps, self.cepstral_lifter = feat_type, num_ceps, cepstral_lifter
         self._basis: np.ndarray | None = None
 
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        feats = np.asarray(feats, dtype=np.float64)
+        if self.feat_type == "mfcc":
+            return feats[:, :self.num_ceps]
+        if self._basis is None or self._basis.shape[0] != feats.shape[1]:
+            self._basis = liftered_dct(feats.shape[1], self.num_ceps, self.cepstral_lifter)
+        return feats @ self._basis
+
+
+class CepstralStats(Cepstra):
+    """Maps a ``(frames, dim)`` feature matrix of kind ``feat_type`` to its statistics vector."""
+
     def settings(self) -> dict:
         return {"feat_type": self.feat_type, "num_ceps": self.num_ceps, "cepstral_lifter": self.cepstral_lifter}
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
-        feats = np.asarray(feats, dtype=np.float64)
-        if self.feat_type == "mfcc":
-            ceps = feats[:, :self.num_ceps]
-        else:
-            if self._basis is None or self._basis.shape[0] != feats.shape[1]:
-                self._basis = liftered_dct(feats.shape[1], self.num_ceps, self.cepstral_lifter)
-            ceps = feats @ self._basis
+        ceps = super().__call__(feats)
         return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])
 
 
