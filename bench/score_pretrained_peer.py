@@ -2,7 +2,8 @@
 """Score DATA_DIR/trials with a pretrained speaker encoder from outside the project (a "peer").
 
 The reference a user would otherwise pick, on the same trial list: every utterance the trials
-use is read from DATA_DIR/wav.scp with the project's audio reader, embedded by the peer's
+use is read from DATA_DIR/wav.scp with the project's audio reader (or, for an augmented copy,
+rendered from its DATA_DIR/utt2aug record as the feature step renders it), embedded by the peer's
 encoder through its public API, and the trials are scored by cosine similarity. OUT_DIR gets
 the outputs of steps/score_trials.py (scores, metrics.json, RESULTS, det.png, hist.png);
 metrics.json says "peer": NAME, so steps/make_results_table.py shows the result as a
@@ -41,11 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dropclass_lib.atomic import regenerating  # noqa: E402
 from dropclass_lib.audio import read_audio  # noqa: E402
+from dropclass_lib.augment import SAMPLE_RATE, Renderer  # noqa: E402
 from dropclass_lib.backends.cosine import CosineBackend  # noqa: E402
 from dropclass_lib.backends.trial_scoring import (OUTPUT_FILES, score_trial_list, trial_indices,  # noqa: E402
                                                   write_scoring_outputs)
 from dropclass_lib.cli import ArgumentParser, run_main  # noqa: E402
 from dropclass_lib.datadir import read_utt_table  # noqa: E402
+from dropclass_lib.datadir.utt2aug import AugRecord, parse_aug  # noqa: E402
 from dropclass_lib.dirlock import lock_output_dirs  # noqa: E402
 from dropclass_lib.errors import UserError  # noqa: E402
 from dropclass_lib.metrics import results_line  # noqa: E402
@@ -91,9 +94,26 @@ def load_resemblyzer(device: str) -> Encoder:
 PEERS: dict[str, Callable[[str], Encoder]] = {"resemblyzer": load_resemblyzer}
 
 
-def embed_utterances(wav_scp: Mapping[str, str], utts: Sequence[str], encoder: Encoder
+def audio_entries(data_dir: Path) -> dict[str, str | AugRecord]:
+    """Each utterance's audio: its wav.scp value, or its parsed utt2aug record (rendered audio)."""
+    entries: dict[str, str | AugRecord] = {}
+    if (data_dir / "wav.scp").is_file():
+        entries.update(read_utt_table(data_dir / "wav.scp", "wav.scp", strict=False))
+    if (data_dir / "utt2aug").is_file():
+        for utt, value in read_utt_table(data_dir / "utt2aug", "utt2aug", strict=False).items():
+            try:
+                entries[utt] = parse_aug(value)
+            except ValueError as err:
+                raise UserError(f"{data_dir}/utt2aug: utterance {utt!r}: {err}") from None
+    if not entries:
+        raise UserError(f"{data_dir} has neither wav.scp nor utt2aug")
+    return entries
+
+
+def embed_utterances(wav_scp: Mapping[str, str | AugRecord], utts: Sequence[str], encoder: Encoder
                      ) -> tuple[list[str], np.ndarray, float]:
-    """Embed ``utts`` (each must have a ``wav_scp`` entry) with ``encoder``.
+    """Embed ``utts`` (each must have an entry in ``wav_scp``: a wav.scp value or an utt2aug
+    record, :func:`audio_entries`) with ``encoder``.
 
     ``encoder`` is any :data:`Encoder`: :func:`load_resemblyzer`'s, or another peer's. Returns
     the embedded utterance ids, their embeddings (one row each, float64) and the seconds of
@@ -102,10 +122,15 @@ def embed_utterances(wav_scp: Mapping[str, str], utts: Sequence[str], encoder: E
     the same size as the others.
     """
     keys, rows, audio_seconds = [], [], 0.0
+    renderer = Renderer()
     start = time.perf_counter()
     for n, utt in enumerate(utts, 1):
-        samples, rate = read_audio(wav_scp[utt], utt)
-        label = f"utterance {utt!r} ({wav_scp[utt]})"
+        entry = wav_scp[utt]
+        if isinstance(entry, str):
+            samples, rate = read_audio(entry, utt)
+        else:
+            samples, rate = renderer.audio(entry, utt), SAMPLE_RATE
+        label = f"utterance {utt!r} ({entry if isinstance(entry, str) else 'rendered from ' + str(entry.source)})"
         if samples.size == 0:
             raise UserError(f"{label}: the audio has no samples")
         try:
@@ -130,11 +155,10 @@ def score_with_peer(data_dir: Path, out_dir: Path, peer: str, encoder: Encoder) 
     """Embed the trial utterances of ``data_dir`` with ``encoder``, score its trials by cosine and
     write the scoring directory ``out_dir``; return its metrics."""
     wav_path, trials_path = data_dir / "wav.scp", data_dir / "trials"
-    for f in (wav_path, trials_path):
-        if not f.is_file():
-            raise UserError(f"{f} does not exist")
+    if not trials_path.is_file():
+        raise UserError(f"{trials_path} does not exist")
     trials = read_trials(trials_path)
-    wav_scp = read_utt_table(wav_path, "wav.scp", strict=False)
+    wav_scp = audio_entries(data_dir)
     # before any embedding: a trial utterance without audio is an error naming the trials line
     for side, utts in (("enrol", trials.enrol), ("test", trials.test)):
         trial_indices(utts, list(wav_scp), trials_path, side, str(wav_path))

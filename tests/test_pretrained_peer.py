@@ -215,3 +215,31 @@ def test_real_resemblyzer_on_shared_speechocean762(tmp_path):
     scores = np.array([float(line.split()[2]) for line in (tmp_path / "scores" / "scores").read_text().splitlines()])
     # a speaker encoder trained on thousands of speakers: same-speaker pairs score higher on average
     assert scores[trials.target].mean() > scores[~trials.target].mean()
+
+
+def test_rendered_copies_are_embedded_as_the_feature_step_renders_them(tmp_path):
+    """A cross-channel set: the test side of each trial is an utt2aug copy with no audio file."""
+    from dropclass_lib.augment import Renderer
+    from dropclass_lib.datadir.utt2aug import parse_aug
+
+    data = make_tone_data(tmp_path)
+    utts = sorted(line.split()[0] for line in (data / "wav.scp").read_text().splitlines())
+    write_table(data / "utt2spk", {u: u.split("-")[0] for u in utts})
+    write_table(data / "spk2utt", {s: [u for u in utts if u.startswith(s)] for s in sorted({u.split("-")[0] for u in utts})})
+    augment = load_script("steps/augment_data_dir.py")
+    assert augment.main(["--config", str(ROOT / "egs" / "realspeech" / "conf" / "cross_channel.yaml"),
+                         str(data), str(tmp_path / "aug")]) == 0
+    xch = tmp_path / "data" / "xch"
+    assert load_script("steps/make_cross_channel_set.py").main([str(data), str(tmp_path / "aug"), str(xch)]) == 0
+    calls: list = []
+    encoder = band_energy_encoder(calls)
+    peer.score_with_peer(xch, tmp_path / "out", "standin", encoder)
+    trials = read_trials(xch / "trials")
+    wav = dict(line.split() for line in (data / "wav.scp").read_text().splitlines())
+    aug = dict(line.split(None, 1) for line in (xch / "utt2aug").read_text().splitlines())
+    emb = {u: encoder(*soundfile.read(wav[u], dtype="float32")) for u in set(trials.enrol)}
+    emb.update({u: encoder(Renderer().audio(parse_aug(aug[u]), u), 16000) for u in set(trials.test)})
+    expected = [cosine(emb[e], emb[t]) for e, t in zip(trials.enrol, trials.test)]
+    got = [float(line.split()[2]) for line in (tmp_path / "out" / "scores").read_text().splitlines()]
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    assert all(t.endswith("-sim_channel") for t in trials.test)
