@@ -203,6 +203,14 @@ def parse_backends(names: str | Sequence[str]) -> list[str]:
     return chosen
 
 
+def parse_fusion_components(names: str) -> list[str]:
+    """The back-ends a fusion is trained on: two or more distinct ones, ``fused`` not among them."""
+    components = parse_backends(names)
+    if "fused" in components or len(set(components)) != len(components) or len(components) < 2:
+        raise UserError(f"fusion components {names}: two or more distinct back-ends, not 'fused'")
+    return components
+
+
 def backend_needs(package: ModelPackage, name: str) -> list[Path | None]:
     """The package files back-end ``name`` scores with (None where the package lacks one): PLDA
     back-ends need plda/, ``cosine`` and AS-norm cohort.npz, the i-vector back-ends their system,

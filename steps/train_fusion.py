@@ -27,31 +27,15 @@ from typing import Sequence
 
 import numpy as np
 
-from dropclass_lib.backends.trial_scoring import read_score_dir
+from dropclass_lib.backends.trial_scoring import read_score_columns
 from dropclass_lib.calibration import check_prior, train_fusion
 from dropclass_lib.cli import ArgumentParser, run_main
-from dropclass_lib.errors import UserError
-from dropclass_lib.evaluation import BACKENDS, parse_backends
+from dropclass_lib.evaluation import BACKENDS, parse_fusion_components
 from dropclass_lib.package import FUSION_FILE, open_package, write_yaml
 
 log = logging.getLogger("train_fusion")
 
 DEFAULT_COMPONENTS = "cosine_dm,stats"
-
-
-def read_dev_list(eval_dir: Path, set_name: str, components: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores: trials x components, labels)`` of one development list; the components must have
-    scored the same trials."""
-    columns, labels, first = [], None, None
-    for name in components:
-        score_dir = eval_dir / f"scores_{set_name}_{name}"
-        trials, scores, _ = read_score_dir(score_dir)
-        if first is None:
-            first, labels = score_dir, trials.target
-        elif len(trials) != len(labels) or not np.array_equal(trials.target, labels):
-            raise UserError(f"{score_dir} scored other trials than {first}")
-        columns.append(scores)
-    return np.stack(columns, axis=1), np.asarray(labels, dtype=bool)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,13 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("model", help="model package directory to write fusion.yaml into")
     args = p.parse_args(argv)
     check_prior(args.target_prior)
-    components = parse_backends(args.components)
-    if "fused" in components or len(set(components)) != len(components) or len(components) < 2:
-        raise UserError(f"--components {args.components}: two or more distinct back-ends, not 'fused'")
+    components = parse_fusion_components(args.components)
     package = open_package(args.model)
     blocks, labels, groups, names = [], [], [], []
     for i, (eval_dir, set_name) in enumerate(args.dev):
-        columns, lab = read_dev_list(Path(eval_dir), set_name, components)
+        columns, lab = read_score_columns(Path(eval_dir), set_name, components)
         blocks.append(columns)
         labels.append(lab)
         groups.append(np.full(lab.size, i))

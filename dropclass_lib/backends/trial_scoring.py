@@ -133,3 +133,19 @@ def read_score_dir(score_dir: Path) -> tuple[Trials, np.ndarray, dict]:
     if n != len(trials):
         raise InputFileError(scores_path, None, f"{n} scores for the {len(trials)} trials of {trials_path}")
     return trials, scores, info
+
+
+def read_score_columns(eval_dir: Path, set_name: str, backends: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores: trials x backends, target labels)`` of trial set ``set_name`` scored in
+    ``eval_dir`` (``EVAL_DIR/scores_<set>_<backend>/``) by each of ``backends``, which must have
+    scored the same trials."""
+    columns, labels, first = [], None, None
+    for name in backends:
+        score_dir = Path(eval_dir) / f"scores_{set_name}_{name}"
+        trials, scores, _ = read_score_dir(score_dir)
+        if first is None:
+            first, labels = score_dir, trials.target
+        elif len(trials) != len(labels) or not np.array_equal(trials.target, labels):
+            raise UserError(f"{score_dir} scored other trials than {first}")
+        columns.append(scores)
+    return np.stack(columns, axis=1), np.asarray(labels, dtype=bool)
