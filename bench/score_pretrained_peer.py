@@ -47,10 +47,10 @@ from dropclass_lib.backends.cosine import CosineBackend  # noqa: E402
 from dropclass_lib.backends.trial_scoring import (OUTPUT_FILES, score_trial_list, trial_indices,  # noqa: E402
                                                   write_scoring_outputs)
 from dropclass_lib.cli import ArgumentParser, run_main  # noqa: E402
-from dropclass_lib.datadir import read_utt_table  # noqa: E402
-from dropclass_lib.datadir.utt2aug import AugRecord, parse_aug  # noqa: E402
+from dropclass_lib.datadir.utt2aug import AugRecord  # noqa: E402
 from dropclass_lib.dirlock import lock_output_dirs  # noqa: E402
 from dropclass_lib.errors import UserError  # noqa: E402
+from dropclass_lib.features import read_audio_entries  # noqa: E402
 from dropclass_lib.metrics import results_line  # noqa: E402
 from dropclass_lib.trials import read_trials  # noqa: E402
 
@@ -94,26 +94,10 @@ def load_resemblyzer(device: str) -> Encoder:
 PEERS: dict[str, Callable[[str], Encoder]] = {"resemblyzer": load_resemblyzer}
 
 
-def audio_entries(data_dir: Path) -> dict[str, str | AugRecord]:
-    """Each utterance's audio: its wav.scp value, or its parsed utt2aug record (rendered audio)."""
-    entries: dict[str, str | AugRecord] = {}
-    if (data_dir / "wav.scp").is_file():
-        entries.update(read_utt_table(data_dir / "wav.scp", "wav.scp", strict=False))
-    if (data_dir / "utt2aug").is_file():
-        for utt, value in read_utt_table(data_dir / "utt2aug", "utt2aug", strict=False).items():
-            try:
-                entries[utt] = parse_aug(value)
-            except ValueError as err:
-                raise UserError(f"{data_dir}/utt2aug: utterance {utt!r}: {err}") from None
-    if not entries:
-        raise UserError(f"{data_dir} has neither wav.scp nor utt2aug")
-    return entries
-
-
 def embed_utterances(wav_scp: Mapping[str, str | AugRecord], utts: Sequence[str], encoder: Encoder
                      ) -> tuple[list[str], np.ndarray, float]:
     """Embed ``utts`` (each must have an entry in ``wav_scp``: a wav.scp value or an utt2aug
-    record, :func:`audio_entries`) with ``encoder``.
+    record, :func:`dropclass_lib.features.read_audio_entries`) with ``encoder``.
 
     ``encoder`` is any :data:`Encoder`: :func:`load_resemblyzer`'s, or another peer's. Returns
     the embedded utterance ids, their embeddings (one row each, float64) and the seconds of
@@ -158,7 +142,8 @@ def score_with_peer(data_dir: Path, out_dir: Path, peer: str, encoder: Encoder) 
     if not trials_path.is_file():
         raise UserError(f"{trials_path} does not exist")
     trials = read_trials(trials_path)
-    wav_scp = audio_entries(data_dir)
+    # wav.scp values and parsed utt2aug records, read as the feature step reads them
+    wav_scp = {utt: entry for utt, (_, _, entry) in read_audio_entries(data_dir, ()).items()}
     # before any embedding: a trial utterance without audio is an error naming the trials line
     for side, utts in (("enrol", trials.enrol), ("test", trials.test)):
         trial_indices(utts, list(wav_scp), trials_path, side, str(wav_path))

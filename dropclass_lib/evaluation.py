@@ -42,7 +42,7 @@ import numpy as np
 
 from dropclass_lib import provenance
 from dropclass_lib.backends.cosine import CosineBackend
-from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR_FILE, PLDA_FILE as IVECTOR_PLDA_FILE, ivectors_data_dir
+from dropclass_lib.backends.ivector import PLDA_FILE as IVECTOR_PLDA_FILE, ivectors_data_dir, system_files
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.backends.trial_scoring import score_trial_list, write_scoring_outputs
 from dropclass_lib.backends.utterance_stats import stats_data_dir
@@ -222,7 +222,7 @@ def backend_needs(package: ModelPackage, name: str) -> list[Path | None]:
         return [package.fusion, *(p for c in fusion_components(package) for p in backend_needs(package, c))]
     if name in IVECTOR_SLOTS:
         system = package.ivectors.get(name)
-        return [None] if system is None else [system / IVECTOR_EXTRACTOR_FILE, system / IVECTOR_PLDA_FILE]
+        return [None] if system is None else system_files(system)
     if name.startswith("plda"):
         return [package.plda]
     return [] if name in ("cosine_dm", "stats") else [package.cohort]

@@ -382,7 +382,7 @@ def read_feats_config(data_dir: str | os.PathLike) -> dict | None:
         return yaml.safe_load(f)
 
 
-def _read_audio_entries(data_dir: Path, utts: Sequence[str]) -> dict[str, tuple[Path, int, object]]:
+def read_audio_entries(data_dir: Path, utts: Sequence[str]) -> dict[str, tuple[Path, int, object]]:
     """``utt -> (table, line number, entry)`` for the utterances of utt2spk: the wav.scp value, or
     the parsed utt2aug record of an utterance whose audio is rendered (augmentation)."""
     from dropclass_lib.datadir.utt2aug import parse_aug
@@ -504,7 +504,7 @@ def make_features(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, cfg:
     utts = list(read_kv(data_dir / "utt2spk", check_sorted=True))
     if not utts:
         raise UserError(f"{data_dir}/utt2spk is empty")
-    entries = _read_audio_entries(data_dir, utts)
+    entries = read_audio_entries(data_dir, utts)
     name = f"{cfg.feat_type}_{data_dir.resolve().name}"
     feat_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@
                         AS-norm cohort and the centring of the ``cosine`` back-end (optional)
     DIR/scoring.yaml    ``backend``: the back-end to report first, ``asnorm_top_n`` (optional;
                         a recipe writes the one it chose on development data)
-    DIR/fusion.yaml     the weights of the ``fused`` back-end: one embedding back-end's scores
-                        fused with those of the utterances' cepstral statistics, trained on
+    DIR/fusion.yaml     the weights of the ``fused`` back-end: a linear fusion of other back-ends'
+                        scores (embeddings, cepstral statistics, i-vectors), trained on
                         development lists by steps/train_fusion.py (optional)
     DIR/ivector/, DIR/ivector_raw/
                         i-vector systems (extractor.npz, plda.npz of steps/train_ivector.py)

@@ -48,7 +48,7 @@ from pathlib import Path
 from dropclass_lib import provenance
 from dropclass_lib.adaptation import BACKEND_ADAPTATIONS, write_adapted_backends
 from dropclass_lib.atomic import atomic_open, place_file
-from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR_FILE, PLDA_FILE as IVECTOR_PLDA_FILE
+from dropclass_lib.backends.ivector import place_system, system_files
 from dropclass_lib.backends.plda import PldaAdaptConfig, PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.cmn import prepare_feats_for_egs
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     inputs = [source.model, source.root / FRONTEND_FILE, *provenance.data_inputs(train), *audio_inputs(audio, corpus)]
     if source.root.joinpath(SCORING_FILE).is_file():
         inputs.append(source.root / SCORING_FILE)
-    inputs += [system / name for system in source.ivectors.values() for name in (IVECTOR_EXTRACTOR_FILE, IVECTOR_PLDA_FILE)]
+    inputs += [path for system in source.ivectors.values() for path in system_files(system)]
     provenance.input_identity(inputs)   # a missing input is an error before OUT_PACKAGE is made
     with lock_output_dirs(out):
         st = provenance.open_stage(out, settings, inputs, outputs=(MODEL_FILE, str(PLDA_FILE), "cohort.npz",
@@ -229,8 +229,7 @@ def main(argv=None) -> int:
         else:
             (out / SCORING_FILE).unlink(missing_ok=True)
         for slot, system in source.ivectors.items():   # the i-vector systems do not depend on the extractor
-            for name in (IVECTOR_EXTRACTOR_FILE, IVECTOR_PLDA_FILE):
-                place_file(system / name, out / slot / name)
+            place_system(system, out / slot)
         if source.fusion is not None:
             log.warning("%s: not carried over (its weights were trained on the source model's scores): "
                         "train a fusion for the adapted package with steps/train_fusion.py", source.fusion)

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dropclass_lib import provenance
-from dropclass_lib.atomic import place_file
-from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR, PLDA_FILE as IVECTOR_PLDA, IvectorExtractor
+from dropclass_lib.backends.ivector import EXTRACTOR_FILE as IVECTOR_EXTRACTOR, IvectorExtractor, place_system
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.cli import ArgumentParser, run_main
 from dropclass_lib.errors import UserError
@@ -58,10 +57,7 @@ def install_ivector_system(system: Path, model_dir: Path, slot: str) -> None:
         raise UserError(f"{option} {system}: its front end (cmn_window {config.cmn_window}, use_vad "
                         f"{str(config.use_vad).lower()}) is not the one of `{slot}`, which "
                         + ("uses neither CMN nor VAD" if slot == "ivector_raw" else "uses CMN or VAD"))
-    for name in (IVECTOR_EXTRACTOR, IVECTOR_PLDA):
-        if not (system / name).is_file():
-            raise UserError(f"{system / name} does not exist: train the system with steps/train_ivector.py")
-        place_file(system / name, model_dir / slot / name)
+    place_system(system, model_dir / slot)
 
 
 def main(argv=None) -> int:

@@ -51,7 +51,7 @@ from typing import Iterator
 import numpy as np
 
 from dropclass_lib import provenance
-from dropclass_lib.atomic import atomic_path
+from dropclass_lib.atomic import atomic_path, place_file
 from dropclass_lib.backends.plda import PldaBackend
 from dropclass_lib.backends.utterance_stats import Cepstra, feats_kind
 from dropclass_lib.cmn import select_voiced_frames, sliding_window_cmn
@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 EXTRACTOR_FILE = "extractor.npz"
 PLDA_FILE = "plda.npz"
+SYSTEM_FILES = (EXTRACTOR_FILE, PLDA_FILE)
+"""What an i-vector system directory holds."""
 IVECTOR_NAME = "ivector"
 """``OUT/ivector.scp`` + ``ivector.ark``: the i-vectors of a data directory."""
 _CHUNK = 256
@@ -283,8 +285,10 @@ def _utterance_frames(data: Path, config: IvectorConfig, keys: set[str] | None =
         yield utt, x
 
 
-def _system_inputs(data_dirs: list[Path], config: IvectorConfig) -> list[Path]:
-    names = ("feats.scp", "feats_config.yaml", "utt2spk") + (("vad.scp",) if config.use_vad else ())
+def _system_inputs(data_dirs: list[Path], config: IvectorConfig, labelled: bool = True) -> list[Path]:
+    """The input files of a system trained on (``labelled``: with utt2spk) or applied to ``data_dirs``."""
+    names = ("feats.scp", "feats_config.yaml", *(("utt2spk",) if labelled else ()),
+             *(("vad.scp",) if config.use_vad else ()))
     inputs = []
     for data in data_dirs:
         inputs += provenance.data_inputs(data, *names)
@@ -302,7 +306,7 @@ def train_system(data_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
     if len(kinds) != 1:
         raise UserError(f"the training data dirs hold different kinds of features ({', '.join(sorted(kinds))})")
     settings = dataclasses.asdict(config)
-    with provenance.stage(out, settings, _system_inputs(dirs, config), outputs=(EXTRACTOR_FILE, PLDA_FILE),
+    with provenance.stage(out, settings, _system_inputs(dirs, config), outputs=SYSTEM_FILES,
                           what=f"i-vector system {out}") as st:
         if st.fresh:
             return out
@@ -356,6 +360,20 @@ def train_system(data_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
     return out
 
 
+def system_files(system_dir: str | os.PathLike) -> list[Path]:
+    """The files of the i-vector system ``system_dir``."""
+    return [Path(system_dir) / name for name in SYSTEM_FILES]
+
+
+def place_system(system_dir: str | os.PathLike, dest_dir: str | os.PathLike) -> None:
+    """Make ``dest_dir`` hold the i-vector system ``system_dir``: its files hard-linked where the
+    file system allows, else copied (:func:`~dropclass_lib.atomic.place_file`)."""
+    for path in system_files(system_dir):
+        if not path.is_file():
+            raise UserError(f"{path} does not exist: train the system with steps/train_ivector.py")
+        place_file(path, Path(dest_dir) / path.name)
+
+
 def load_system(system_dir: str | os.PathLike) -> tuple[IvectorExtractor, PldaBackend]:
     system_dir = Path(system_dir)
     return IvectorExtractor.load(system_dir / EXTRACTOR_FILE), PldaBackend.load(system_dir / PLDA_FILE)
@@ -368,8 +386,7 @@ def ivectors_data_dir(system_dir: str | os.PathLike, raw_data: str | os.PathLike
     system, data, out = Path(system_dir), Path(raw_data), Path(out_dir)
     extractor = IvectorExtractor.load(system / EXTRACTOR_FILE)
     digest = None if keys is None else hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()
-    inputs = [system / EXTRACTOR_FILE, *_system_inputs([data], extractor.config)]
-    inputs.remove(data / "utt2spk")
+    inputs = [system / EXTRACTOR_FILE, *_system_inputs([data], extractor.config, labelled=False)]
     with provenance.stage(out, {"keys_sha1": digest}, inputs, outputs=(f"{IVECTOR_NAME}.scp",),
                           what=f"i-vectors {out}") as st:
         if not st.fresh:
