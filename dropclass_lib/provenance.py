@@ -1,9 +1,10 @@
 """The one freshness rule: an output is kept only when it was made from the same inputs and settings.
 
 Every stage that writes an output directory records in it, as ``DIR/.made_from.json``, what it was
-made from: the resolved settings (a JSON-able mapping) and the identity of each input file (its
-path, size and modification time). On a re-run the stage compares the record with what it would
-use now:
+made from: the resolved settings (a JSON-able mapping), the identity of each input file (its
+path, size and modification time) and the code (a digest of every source file of the library and
+of the project script the process runs, :func:`code_identity`). On a re-run the stage compares
+the record with what it would use now:
 
 * the same: the outputs are kept and the stage is skipped;
 * anything differs, or there is no record: the stage redoes its work (the record is removed
@@ -22,13 +23,21 @@ records each piece under its own ``record_name``.
 Inputs are compared by size and modification time, not content: files are written through
 :mod:`dropclass_lib.atomic`, which keeps an unchanged rewritten file with its old time, so an
 unchanged upstream result does not make the rest of a recipe redo its work.
+
+The code counts as a whole library rather than the modules a stage imports: nearly every script
+imports most of it, and an output made by a fixed bug's code is stale however far the fix is from
+the stage's own module. A new version of the toolkit therefore redoes the cheap stages and makes
+the strict ones ask for ``--overwrite`` (or a new directory), naming the changed files.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -37,7 +46,25 @@ from dropclass_lib.atomic import atomic_open
 from dropclass_lib.errors import UserError
 
 RECORD = ".made_from.json"
+LIBRARY = Path(__file__).resolve().parent
+PROJECT = LIBRARY.parent
+SCRIPT_DIRS = ("steps", "utils", "local", "bench", "egs")  # where the project's runnable scripts live
 log = logging.getLogger("provenance")
+
+
+@functools.cache
+def code_identity() -> dict[str, str]:
+    """``{path relative to the project: SHA-256 prefix}`` of the code an output is made by: every
+    Python source of the library and, when this process runs one of the project's scripts
+    (``steps/``, ``utils/``, ...), that script. Computed once per process."""
+    files = sorted(LIBRARY.rglob("*.py"))
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main:
+        script = Path(main).resolve()
+        if (script.suffix == ".py" and PROJECT in script.parents
+                and script.relative_to(PROJECT).parts[0] in SCRIPT_DIRS):
+            files.append(script)
+    return {str(f.relative_to(PROJECT)): hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
 
 
 def input_identity(paths: Iterable[str | os.PathLike]) -> dict[str, list[int]]:
@@ -90,7 +117,8 @@ def _flatten(prefix: str, value, out: dict) -> None:
 
 
 def differences(old: Mapping, new: Mapping) -> list[str]:
-    """Dotted names of what differs between two records (``settings.optim.lr``, ``input /path``)."""
+    """Dotted names of what differs between two records (``settings.optim.lr``, ``input /path``,
+    ``code changed: FILE``)."""
     diffs = []
     a, b = {}, {}
     _flatten("", old.get("settings", {}), a)
@@ -106,6 +134,14 @@ def differences(old: Mapping, new: Mapping) -> list[str]:
             diffs.append(f"input no longer used: {path}")
         elif old_in[path] != new_in[path]:
             diffs.append(f"input changed: {path}")
+    if "code" not in old:
+        diffs.append("code not recorded (made by an earlier version of the toolkit)")
+    else:
+        old_code, new_code = old["code"], new.get("code", {})
+        changed = sorted(p for p in set(old_code) | set(new_code) if old_code.get(p) != new_code.get(p))
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            diffs.append(f"code changed: {', '.join(changed[:3])}{more}")
     return diffs
 
 
@@ -161,7 +197,8 @@ def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[s
     out_dir = Path(out_dir)
     outputs = list(outputs)
     record_path = out_dir / record_name
-    new = {"settings": json.loads(json.dumps(settings, default=str)), "inputs": input_identity(inputs)}
+    new = {"settings": json.loads(json.dumps(settings, default=str)), "inputs": input_identity(inputs),
+           "code": code_identity()}
     old = read_record(out_dir, record_name)
     missing = [n for n in outputs if not (out_dir / n).exists()]
     reasons = differences(old, new) if old is not None else []
@@ -172,7 +209,7 @@ def open_stage(out_dir: str | os.PathLike, settings: Mapping, inputs: Iterable[s
     if strict and not overwrite and started:
         if old is not None and reasons:
             shown = "; ".join(reasons[:6]) + (f"; and {len(reasons) - 6} more" if len(reasons) > 6 else "")
-            raise UserError(f"{label} was made with other inputs or settings ({shown}): "
+            raise UserError(f"{label} was made with other inputs, settings or code ({shown}): "
                             "use a new directory, or --overwrite to redo it")
         made = [n for n in outputs if (out_dir / n).exists()]
         if old is None and made:  # (partial work without a record is checked by the stage itself)

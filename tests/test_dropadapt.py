@@ -159,7 +159,7 @@ def test_another_num_drop_refuses_and_overwrite_never_reuses_old_rounds(tmp_path
     assert (exp / "round1" / "final.pt").stat().st_mtime_ns != round1
     assert "num_drop: 2" in (exp / "config.yaml").read_text()
     # each round is recorded with the class state it starts from: a round of other settings is refused
-    with pytest.raises(UserError, match=r"training .*round0 was made with other inputs or settings"):
+    with pytest.raises(UserError, match=r"training .*round0 was made with other inputs, settings or code"):
         train(tiny_cfg(dropclass={"num_drop": 0}), train_dir, exp / "round0")
 
 

@@ -1,7 +1,9 @@
 """The freshness rule: outputs are kept only when their inputs and settings are unchanged."""
 
+import hashlib
 import json
 import os
+import sys
 
 import pytest
 
@@ -75,3 +77,47 @@ def test_strict_stage_names_what_differs_and_overwrite_proceeds(tmp_path):
 def test_a_missing_input_is_an_error_naming_it(tmp_path):
     with pytest.raises(UserError, match="nowhere.scp does not exist"):
         run(tmp_path / "o", {}, [tmp_path / "nowhere.scp"], [])
+
+
+def test_other_code_redoes_the_work_and_a_strict_stage_names_the_files(tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    src.write_text("1")
+    code = {"dropclass_lib/features.py": "aaaa", "dropclass_lib/vad.py": "bbbb"}
+    monkeypatch.setattr(provenance, "code_identity", lambda: dict(code))
+    out, calls = tmp_path / "out", []
+    run(out, {"k": 1}, [src], calls)
+    run(out, {"k": 1}, [src], calls)
+    assert len(calls) == 1
+    code["dropclass_lib/features.py"] = "cccc"                  # a fixed bug in the library
+    run(out, {"k": 1}, [src], calls)
+    assert len(calls) == 2
+    code["steps/make_features.py"] = "dddd"                     # made by another script
+    run(out, {"k": 1}, [src], calls)
+    assert len(calls) == 3
+
+    strict = tmp_path / "exp"
+    run(strict, {"k": 1}, [src], [], strict=True)
+    code["dropclass_lib/vad.py"] = "eeee"
+    with pytest.raises(UserError, match=r"other inputs, settings or code \(code changed: dropclass_lib/vad\.py\)"):
+        run(strict, {"k": 1}, [src], [], strict=True)
+    record = json.loads((strict / provenance.RECORD).read_text())
+    del record["code"]                                           # a record of an earlier version
+    (strict / provenance.RECORD).write_text(json.dumps(record))
+    with pytest.raises(UserError, match="code not recorded"):
+        run(strict, {"k": 1}, [src], [], strict=True, overwrite=False)
+
+
+def test_code_identity_is_the_library_and_the_project_script_being_run(monkeypatch, tmp_path):
+    identity = provenance.code_identity.__wrapped__
+    lib = identity()
+    own = provenance.PROJECT / "dropclass_lib" / "provenance.py"
+    assert lib["dropclass_lib/provenance.py"] == hashlib.sha256(own.read_bytes()).hexdigest()[:16]
+    assert all(p.startswith("dropclass_lib/") for p in lib)      # pytest's own main is no part of it
+
+    main = type(sys)("__main__")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    main.__file__ = str(provenance.PROJECT / "steps" / "score_trials.py")
+    assert set(identity()) - set(lib) == {"steps/score_trials.py"}
+    for elsewhere in (tmp_path / "my_script.py", provenance.PROJECT / "tests" / "test_provenance.py"):
+        main.__file__ = str(elsewhere)
+        assert identity() == lib

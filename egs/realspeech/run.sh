@@ -56,6 +56,7 @@ augment=false              # true: train on augmented copies too (worse on devel
 cross_channel=true         # also score the loco models on each test set with its test side through another microphone
 cross_channel_conf=conf/cross_channel.yaml
 tag=real                   # experiment name: exp/TAG (pooled), exp/TAG_loco, exp/TAG_loco_dev
+overwrite=false            # true: retrain/re-adapt a system whose configuration, data or code changed
 help_message="Usage: bash egs/realspeech/run.sh [options]
 Pooled and leave-one-corpus-out training and evaluation on three real corpora (Arabic Speech
 Commands, DSPSpeech-20, speechocean762 from --data-root); trials are scored within a corpus only.
@@ -94,7 +95,9 @@ Options (default):
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
   --cmn-window N ($cmn_window)  --chunk-frames N ($chunk_frames)  --train-jobs N ($train_jobs)
   --augment true|false ($augment)  --cross-channel true|false ($cross_channel)
-  --cross-channel-conf FILE ($cross_channel_conf)  --tag NAME ($tag)"
+  --cross-channel-conf FILE ($cross_channel_conf)  --tag NAME ($tag)
+  --overwrite true|false ($overwrite: a trained or adapted system whose configuration, data or
+  code changed is an error naming what differs unless true)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 case $data_root in /*) ;; *) data_root=$caller_dir/$data_root ;; esac
@@ -107,6 +110,8 @@ for s in $systems; do
 done
 case $loco in true|false) ;; *) echo "$0: --loco takes true or false, got '$loco'" >&2; exit 1 ;; esac
 case $cross_channel in true|false) ;; *) echo "$0: --cross-channel takes true or false, got '$cross_channel'" >&2; exit 1 ;; esac
+case $overwrite in true) overwrite_opt=--overwrite ;; false) overwrite_opt= ;;
+  *) echo "$0: --overwrite takes true or false, got '$overwrite'" >&2; exit 1 ;; esac
 has() { [[ " $1 " == *" $2 "* ]]; }  # has LIST WORD: WORD is one of the space-separated LIST
 if ! $loco && has "${backends//,/ }" fused; then
   echo "$0: the fused back-end is trained on the loco development lists: --loco false needs --backends without fused" >&2
@@ -277,7 +282,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   overrides=()
   for kv in $train_set; do overrides+=(--set "$kv"); done
   train() {  # NAME CONF DATA EXP_DIR
-    in_background gpu_job 1 $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $3 $4
+    in_background gpu_job 1 $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $overwrite_opt $3 $4
   }
   # the i-vector systems of every pool, on its clean training utterances' raw features (one job each)
   for kind in $ivectors; do
@@ -308,7 +313,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ] && has "$systems" dropadapt; th
       for c in $adapt_to; do
         name=$(adapted_name $variant)
         in_background gpu_job 1 $exp/log/${tag}_${name}_${c}_seed$seed.log steps/dropadapt.py --config "$dropadapt_conf" \
-          --set adapt.variant=$variant --set adapt.seed="$seed" $exp/$tag/baseline/seed$seed/final.pt $(train_data all) \
+          --set adapt.variant=$variant --set adapt.seed="$seed" $overwrite_opt $exp/$tag/baseline/seed$seed/final.pt $(train_data all) \
           $data/${c}_test_no_sil $(model_dir $name $c $seed)
       done
     done
@@ -371,7 +376,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         case $system in
           backend_*)  # the baseline's package, its back-ends adapted by one job whose --nj jobs run inside it
             $train_cmd --num-threads "$nj" $mdir/log/adapt_model.log steps/adapt_model.py --dropadapt false \
-              --backend-adapt ${system#backend_} --nj "$nj" $exp/$tag/baseline/seed$seed $data/train_all_clean \
+              --backend-adapt ${system#backend_} --nj "$nj" $overwrite_opt $exp/$tag/baseline/seed$seed $data/train_all_clean \
               $data/${c}_test $mdir || { tail -n 3 $mdir/log/adapt_model.log >&2; exit 1; } ;;
           *) package $mdir all ;;
         esac

@@ -38,7 +38,7 @@ min_utts_per_spk=4        # training speakers with fewer utterances are dropped
 lda_dim=128               # LDA dimension before PLDA (Kaldi voxceleb: 200)
 cmn_window=300            # sliding CMN window in frames (Kaldi: 300)
 corpus=corpus/synthetic   # where the generated audio goes
-overwrite=false           # true: retrain/re-adapt a system whose configuration or data changed
+overwrite=false           # true: retrain/re-adapt a system whose configuration, data or code changed
 help_message="Usage: bash run.sh [options]
 Runs the DropClass/DropAdapt recipe on the embedded synthetic corpus.
 Stages:
@@ -57,7 +57,7 @@ Options (default):
   --adapt-from SYSTEM ($adapt_from)  --backend-adapt \"LIST\" ($backend_adapt)  --min-frames N ($min_frames)
   --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)  --cmn-window N ($cmn_window)
   --corpus DIR ($corpus)  --overwrite true|false ($overwrite: a trained system whose
-  configuration or data changed is an error naming the keys unless true)"
+  configuration, data or code changed is an error naming what differs unless true)"
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
