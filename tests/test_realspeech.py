@@ -46,6 +46,7 @@ def test_names_the_missing_corpora_relative_to_the_callers_folder(tmp_path):
     (["--backend-adapt", "magic"], "unknown --backend-adapt 'magic'"),
     (["--adapt-to", "so xx"], "unknown corpus 'xx' in --adapt-to"),
     (["--loco", "maybe"], "--loco takes true or false"),
+    (["--overwrite", "yes"], "--overwrite takes true or false"),
     (["--loco", "false"], "--loco false needs --backends without fused"),
     (["--loco", "false", "--backends", "cosine", "--systems", ""], "leaves nothing to train"),
     (["--backend-adapt", "mean", "--systems", "dropclass"], "--backend-adapt adapts the pooled baseline"),
