@@ -1,4 +1,4 @@
-"""The one freshness rule: an output is kept only when it was made from the same inputs and settings.
+"""The one freshness rule: an output is kept only when it was made from the same inputs, settings and code.
 
 Every stage that writes an output directory records in it, as ``DIR/.made_from.json``, what it was
 made from: the resolved settings (a JSON-able mapping), the identity of each input file (its

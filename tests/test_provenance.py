@@ -1,4 +1,4 @@
-"""The freshness rule: outputs are kept only when their inputs and settings are unchanged."""
+"""The freshness rule: outputs are kept only when their inputs, settings and code are unchanged."""
 
 import hashlib
 import json
@@ -104,7 +104,7 @@ def test_other_code_redoes_the_work_and_a_strict_stage_names_the_files(tmp_path,
     del record["code"]                                           # a record of an earlier version
     (strict / provenance.RECORD).write_text(json.dumps(record))
     with pytest.raises(UserError, match="code not recorded"):
-        run(strict, {"k": 1}, [src], [], strict=True, overwrite=False)
+        run(strict, {"k": 1}, [src], [], strict=True)
 
 
 def test_code_identity_is_the_library_and_the_project_script_being_run(monkeypatch, tmp_path):
