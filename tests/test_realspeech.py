@@ -53,6 +53,8 @@ def test_names_the_missing_corpora_relative_to_the_callers_folder(tmp_path):
     (["--ivectors", "ivector magic"], "unknown i-vector system 'magic'"),
     (["--ivectors", "ivector"], "back-end ivector_raw needs its i-vector system"),
     (["--cross-channel", "maybe"], "--cross-channel takes true or false"),
+    (["--dev-conditions", "same both"], "unknown condition 'both' in --dev-conditions"),
+    (["--dev-conditions", ""], "--dev-conditions needs same, cross or both"),
 ])
 def test_bad_option_fails(tmp_path, args, message):
     proc = _run(*args, "--data-root", tmp_path)
@@ -121,6 +123,20 @@ def _tiny_flat(conf: str, out: Path, **changes) -> Path:
     return out
 
 
+def _fusion_lists(model: Path) -> set[str]:
+    """The names of the development lists ``model``'s fusion was trained on."""
+    return {entry.rsplit(":", 1)[1] for entry in yaml.safe_load((model / "fusion.yaml").read_text())["trained_on"]}
+
+
+def _lowest_mean_backend(*results: dict) -> str:
+    """The back-end of the pooled baseline with the lowest mean EER over the trial sets of ``results``."""
+    tables = [t for r in results for t in r["sets"].values()]
+    means = {b: sum(next(r for r in t["rows"] if r["system"] == "baseline")["backends"][b]["eer"]["mean"]
+                    for t in tables) / len(tables)
+             for b in tables[0]["backends"]}
+    return min(means, key=lambda b: (means[b], b))
+
+
 @pytest.mark.minutes
 @pytest.mark.slow
 @pytest.mark.skipif(not all((SHARED / c).is_dir() for c in CORPORA),
@@ -167,26 +183,30 @@ def test_reduced_run_end_to_end(tmp_path):
     assert {r["system"] for t in loco["sets"].values() for r in t["rows"]} == {"baseline", "mfcc_floor"}
     dev = json.loads((work / "exp" / "real_loco_dev" / "RESULTS.json").read_text())
     assert sorted(dev["sets"]) == ["asc_dev", "dsp_dev", "so_dev"]
+    # The same development trials with their test side through another microphone.
+    dev_xch = json.loads((work / "exp" / "real_loco_dev_xch" / "RESULTS.json").read_text())
+    assert sorted(dev_xch["sets"]) == ["asc_dev_xch", "dsp_dev_xch", "so_dev_xch"]
+    assert {r["system"] for t in dev_xch["sets"].values() for r in t["rows"]} == {"baseline", "mfcc_floor"}
     # The cross-channel check: the same loco models and trials, the test side through another microphone.
     xch = json.loads((work / "exp" / "real_loco_xch" / "RESULTS.json").read_text())
     assert sorted(xch["sets"]) == ["asc_test_xch", "dsp_test_xch", "so_test_xch"]
     assert {r["system"] for t in xch["sets"].values() for r in t["rows"]} == {"baseline", "mfcc_floor"}
     for c in ("asc", "dsp", "so"):
-        clean = [tuple(line.split()) for line in (work / "data" / f"{c}_test_no_sil" / "trials").read_text().splitlines()]
-        shifted = [line.split() for line in (work / "data" / f"{c}_test_xch_no_sil" / "trials").read_text().splitlines()]
-        assert all(t.endswith("-sim_channel") for _, t, _ in shifted) and len(shifted) >= 0.9 * len(clean)
-        assert {(e, t.removesuffix("-sim_channel"), label) for e, t, label in shifted} <= set(clean)
+        for part in ("train", "test"):
+            clean = [tuple(line.split()) for line in (work / "data" / f"{c}_{part}_no_sil" / "trials").read_text().splitlines()]
+            shifted = [line.split() for line in (work / "data" / f"{c}_{part}_xch_no_sil" / "trials").read_text().splitlines()]
+            assert all(t.endswith("-sim_channel") for _, t, _ in shifted) and len(shifted) >= 0.9 * len(clean)
+            assert {(e, t.removesuffix("-sim_channel"), label) for e, t, label in shifted} <= set(clean)
+    # Every loco model's fusion is learnt on both kinds of development lists of the other two corpora.
+    loco_models = {c: work / "exp" / "real_loco" / "models" / f"no_{c}" / "seed1" for c in ("asc", "dsp", "so")}
+    for c, model in loco_models.items():
+        assert _fusion_lists(model) == {f"{o}_dev{x}" for o in ("asc", "dsp", "so") if o != c for x in ("", "_xch")}
     # exp/real/best: the pooled baseline's package, scored by the back-end chosen on development data.
     best = work / "exp" / "real" / "best"
     assert best.is_symlink() and (best / "final.pt").is_file() and (best / "plda" / "plda.npz").is_file()
     front = yaml.safe_load((best / "frontend.yaml").read_text())
     assert front["feats"]["feat_type"] == "fbank" and front["cmn_window"] == 300
-    scoring = yaml.safe_load((best / "scoring.yaml").read_text())
-    means = {}
-    for b in dev["sets"]["asc_dev"]["backends"]:
-        means[b] = sum(next(r for r in t["rows"] if r["system"] == "baseline")["backends"][b]["eer"]["mean"]
-                       for t in dev["sets"].values()) / 3
-    assert scoring["backend"] == min(means, key=lambda b: (means[b], b))
+    assert yaml.safe_load((best / "scoring.yaml").read_text())["backend"] == _lowest_mean_backend(dev, dev_xch)
     # Every DropAdapt output is a package too, with the pooled i-vector systems; a loco package
     # holds those trained without its held-out corpus, which no i-vector system of it has seen.
     for c in ("asc", "dsp", "so"):
@@ -199,7 +219,7 @@ def test_reduced_run_end_to_end(tmp_path):
                 system / "plda.npz")
             trained_on = json.loads((system / ".made_from.json").read_text())["inputs"]
             assert not any(f"/data/{c}_" in path for path in trained_on)
-    assert set(yaml.safe_load((best / "fusion.yaml").read_text())["components"]) >= {"ivector", "ivector_raw"}
+    assert set(yaml.safe_load((best / "fusion.yaml").read_text())["components"]) >= {"ivector", "stats"}
 
     # A second run of the packaging, scoring and tables finds everything done: nothing is recomputed
     # (the earlier stages' re-runs are tested on the synthetic recipe, tests/test_recipe_freshness.py).
@@ -210,7 +230,6 @@ def test_reduced_run_end_to_end(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
 
     # Every training takes the --train-set overrides; every evaluation embeds in --chunk-frames chunks.
-    loco_models = {c: work / "exp" / "real_loco" / "models" / f"no_{c}" / "seed1" for c in ("asc", "dsp", "so")}
     for model in [work / "exp" / "real" / "baseline" / "seed1", work / "exp" / "real" / "dropclass" / "seed1",
                   *loco_models.values()]:
         data_cfg = yaml.safe_load((model / "config.yaml").read_text())["data"]
@@ -248,3 +267,14 @@ def test_reduced_run_end_to_end(tmp_path):
     assert proc.returncode == 1
     assert "settings.config.data.max_frames (50 -> 70)" in proc.stderr
     assert {p: p.stat().st_mtime_ns for p in outputs} == mtimes
+
+    # Development lists as recorded only: every fusion is trained again on those of the other
+    # corpora, and the back-end of exp/real/best is chosen on them; no training is redone.
+    trained = {p: p.stat().st_mtime_ns for p in work.glob("exp/**/final.pt")}
+    proc = _run(*args, "--stage", 5, "--dev-conditions", "same")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert {p: p.stat().st_mtime_ns for p in work.glob("exp/**/final.pt")} == trained
+    for c, model in loco_models.items():
+        assert _fusion_lists(model) == {f"{o}_dev" for o in ("asc", "dsp", "so") if o != c}
+    assert yaml.safe_load((best / "scoring.yaml").read_text())["backend"] == _lowest_mean_backend(
+        json.loads((work / "exp" / "real_loco_dev" / "RESULTS.json").read_text()))

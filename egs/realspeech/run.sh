@@ -49,13 +49,17 @@ lda_dim=128                # LDA dimension before PLDA (capped at training speak
 cmn_window=300             # sliding CMN window, frames
 chunk_frames=10000         # evaluation: longer utterances are embedded in near-equal chunks of at most this many frames, averaged
 backends=cosine,cosine_dm,cosine_dm_asnorm,plda,plda_dm,stats,ivector,ivector_raw,fused
-fusion_components=cosine_dm,plda_dm,stats,ivector,ivector_raw  # what the fused back-end fuses (chosen on development trials: RESULTS.md)
+fusion_components=cosine_dm,plda_dm,stats,ivector  # what the fused back-end fuses (chosen on development trials: RESULTS.md)
 asnorm_top_n=100
 train_jobs=2               # trainings run at once (each uses one core and a data-reading worker)
 augment=false              # true: train on augmented copies too (worse on development trials at this budget: RESULTS.md)
 cross_channel=true         # also score the loco models on each test set with its test side through another microphone
 cross_channel_conf=conf/cross_channel.yaml
-tag=real                   # experiment name: exp/TAG (pooled), exp/TAG_loco, exp/TAG_loco_dev
+dev_conditions="same cross"  # the development lists the fusion is trained on and exp/TAG/best's back-end is chosen on:
+                             # same (the held-out corpora's training halves as recorded), cross (the same trials,
+                             # their test side through another microphone: exp/TAG_loco_dev_xch), or both
+tag=real                   # experiment name: exp/TAG (pooled), exp/TAG_loco, exp/TAG_loco_dev, exp/TAG_loco_xch,
+                           # exp/TAG_loco_dev_xch
 overwrite=false            # true: retrain/re-adapt a system whose configuration, data or code changed
 help_message="Usage: bash egs/realspeech/run.sh [options]
 Pooled and leave-one-corpus-out training and evaluation on three real corpora (Arabic Speech
@@ -65,7 +69,8 @@ Stages:
   0  prepare the corpora: train/test halves, test trials, development trials on the train halves
   1  fbank, energy VAD, sliding CMN + silence removal of every set; the MFCC statistics floor;
      with --cross-channel true each test set's cross-channel version (the test side of every
-     trial through a simulated microphone: a check on cues of the recording session)
+     trial through a simulated microphone: a check on cues of the recording session); with
+     --dev-conditions cross the same of each development set
   2  training augmentation: speed perturbation (--speeds, new speakers), simulated reverberation,
      noise and babble from the training audio itself (--augment-conf); their features
   3  training pools (all, no_asc, no_dsp, no_so); train the pooled systems and the loco baselines, and
@@ -76,10 +81,11 @@ Stages:
      back-end's scores; back-end
      adaptation (--backend-adapt) of the pooled baseline's package to the same enrolment
      utterances; the fusion of each package (--fusion-components), trained on the development
-     lists of the held-out corpora it is not tested on: a loco model's on the other two
-     corpora's, a pooled model's on all three
-  6  RESULTS.md (pooled, loco test, loco development) and exp/TAG/best: the pooled model of the
-     configuration and back-end with the lowest mean loco development EER
+     lists (of each --dev-conditions) of the held-out corpora it is not tested on: a loco
+     model's on the other two corpora's, a pooled model's on all three
+  6  RESULTS.md (pooled, loco test, loco development, cross-channel) and exp/TAG/best: the pooled
+     model of the configuration and back-end with the lowest mean loco development EER (over
+     the --dev-conditions)
 Options (default):
   --stage N ($stage)  --stop-stage M ($stop_stage)  --nj N ($nj)  --seeds K ($seeds)
   --data-root DIR ($data_root)  --work-dir DIR ($work_dir)
@@ -95,7 +101,7 @@ Options (default):
   --min-frames N ($min_frames)  --min-utts-per-spk N ($min_utts_per_spk)  --lda-dim N ($lda_dim)
   --cmn-window N ($cmn_window)  --chunk-frames N ($chunk_frames)  --train-jobs N ($train_jobs)
   --augment true|false ($augment)  --cross-channel true|false ($cross_channel)
-  --cross-channel-conf FILE ($cross_channel_conf)  --tag NAME ($tag)
+  --cross-channel-conf FILE ($cross_channel_conf)  --dev-conditions \"same cross\" ($dev_conditions)  --tag NAME ($tag)
   --overwrite true|false ($overwrite: a trained or adapted system whose configuration, data or
   code changed is an error naming what differs unless true)"
 . utils/parse_options.sh
@@ -110,6 +116,10 @@ for s in $systems; do
 done
 case $loco in true|false) ;; *) echo "$0: --loco takes true or false, got '$loco'" >&2; exit 1 ;; esac
 case $cross_channel in true|false) ;; *) echo "$0: --cross-channel takes true or false, got '$cross_channel'" >&2; exit 1 ;; esac
+[ -n "$dev_conditions" ] || { echo "$0: --dev-conditions needs same, cross or both" >&2; exit 1; }
+for d in $dev_conditions; do
+  case $d in same|cross) ;; *) echo "$0: unknown condition '$d' in --dev-conditions (same, cross)" >&2; exit 1 ;; esac
+done
 case $overwrite in true) overwrite_opt=--overwrite ;; false) overwrite_opt= ;;
   *) echo "$0: --overwrite takes true or false, got '$overwrite'" >&2; exit 1 ;; esac
 has() { [[ " $1 " == *" $2 "* ]]; }  # has LIST WORD: WORD is one of the space-separated LIST
@@ -215,19 +225,28 @@ front_end() {
   steps/prepare_feats_for_egs.py --nj "$nj" --cmd "$train_cmd" --cmn-window "$cmn_window" $data/$1 $data/${1}_no_sil $feats/$1
 }
 
+# the halves with a cross-channel version: the test halves for the check, the training halves for
+# the cross-channel development lists
+xch_parts=""
+! $loco || ! has "$dev_conditions" cross || xch_parts=train
+! $cross_channel || xch_parts="$xch_parts test"
+# dev or test: the name of a half's trial lists; the experiment its cross-channel lists are scored in
+list_name() { if [ "$1" = train ]; then echo dev; else echo test; fi; }
+xch_exp() { if [ "$1" = train ]; then echo $exp/${tag}_loco_dev_xch; else echo $exp/${tag}_loco_xch; fi; }
+
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for c in $corpora; do
     for part in train test; do front_end ${c}_$part; done
-    if $cross_channel; then
+    for part in $xch_parts; do
       # the test side of every trial through another microphone: UTT-sim_channel copies, rendered in the feature jobs
-      steps/augment_data_dir.py --config "$cross_channel_conf" $data/${c}_test $data/${c}_test_xch_aug
-      front_end ${c}_test_xch_aug
-      steps/make_cross_channel_set.py $data/${c}_test $data/${c}_test_xch_aug $data/${c}_test_xch
-      steps/make_cross_channel_set.py $data/${c}_test_no_sil $data/${c}_test_xch_aug_no_sil $data/${c}_test_xch_no_sil
-    fi
+      steps/augment_data_dir.py --config "$cross_channel_conf" $data/${c}_$part $data/${c}_${part}_xch_aug
+      front_end ${c}_${part}_xch_aug
+      steps/make_cross_channel_set.py $data/${c}_$part $data/${c}_${part}_xch_aug $data/${c}_${part}_xch
+      steps/make_cross_channel_set.py $data/${c}_${part}_no_sil $data/${c}_${part}_xch_aug_no_sil $data/${c}_${part}_xch_no_sil
+    done
     # The floor: per-utterance MFCC mean+std, cosine after the set's mean, no VAD.
     for part in train test; do
-      set_name=${c}_test; [ $part = test ] || set_name=${c}_dev
+      set_name=${c}_$(list_name $part)
       utils/copy_data_dir.py $data/${c}_$part $data/${c}_${part}_mfcc
       steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$floor_feat_conf" $data/${c}_${part}_mfcc $feats/${c}_${part}_mfcc
       outs="$exp/$tag $exp/${tag}_loco"; [ $part = test ] || outs=$exp/${tag}_loco_dev
@@ -235,13 +254,14 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
         steps/score_mfcc_floor.py --use-vad false --set-name $set_name $data/${c}_${part}_mfcc $out/mfcc_floor/scores_$set_name
       done
     done
-    if $cross_channel; then  # the floor of the cross-channel trials
-      utils/copy_data_dir.py $data/${c}_test_xch_aug $data/${c}_test_xch_aug_mfcc
-      steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$floor_feat_conf" $data/${c}_test_xch_aug_mfcc $feats/${c}_test_xch_aug_mfcc
-      steps/make_cross_channel_set.py $data/${c}_test_mfcc $data/${c}_test_xch_aug_mfcc $data/${c}_test_xch_mfcc
-      steps/score_mfcc_floor.py --use-vad false --set-name ${c}_test_xch $data/${c}_test_xch_mfcc \
-        $exp/${tag}_loco_xch/mfcc_floor/scores_${c}_test_xch
-    fi
+    for part in $xch_parts; do  # the floor of the cross-channel trials
+      set_name=${c}_$(list_name $part)_xch
+      utils/copy_data_dir.py $data/${c}_${part}_xch_aug $data/${c}_${part}_xch_aug_mfcc
+      steps/make_features.py --nj "$nj" --cmd "$train_cmd" --config "$floor_feat_conf" $data/${c}_${part}_xch_aug_mfcc $feats/${c}_${part}_xch_aug_mfcc
+      steps/make_cross_channel_set.py $data/${c}_${part}_mfcc $data/${c}_${part}_xch_aug_mfcc $data/${c}_${part}_xch_mfcc
+      steps/score_mfcc_floor.py --use-vad false --set-name $set_name $data/${c}_${part}_xch_mfcc \
+        $(xch_exp $part)/mfcc_floor/scores_$set_name
+    done
   done
 fi
 
@@ -331,11 +351,14 @@ evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR: DATA's raw features give the st
   steps/evaluate_model.py --nj "$nj" --cmd "$train_cmd" --backends "$backends" --asnorm-top-n "$asnorm_top_n" \
     --chunk-frames "$chunk_frames" --set-name $3 --emb-dir $1/xvectors_$3 --raw-data $data/$2 $1 $data/${2}_no_sil $4
 }
-# the fusion of MODEL_DIR trained on the loco development lists of CORPUS...
+# the fusion of MODEL_DIR trained on the loco development lists of CORPUS..., of each --dev-conditions
 fuse() {  # MODEL_DIR SEED CORPUS...
   local mdir=$1 seed=$2 devs=() c
   shift 2
-  for c in "$@"; do devs+=(--dev $exp/${tag}_loco_dev/baseline/seed$seed ${c}_dev); done
+  for c in "$@"; do
+    ! has "$dev_conditions" same || devs+=(--dev $exp/${tag}_loco_dev/baseline/seed$seed ${c}_dev)
+    ! has "$dev_conditions" cross || devs+=(--dev $(xch_exp train)/baseline/seed$seed ${c}_dev_xch)
+  done
   steps/train_fusion.py --components "$fusion_components" "${devs[@]}" $mdir
 }
 # the corpora whose test set SYSTEM is scored on: an adapted system only on those it adapted to
@@ -353,21 +376,26 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   fused=false; ! has "${backends//,/ }" fused || fused=true
   for seed in $seed_list; do
     if $loco; then
+      # the development lists of the held-out corpus: as recorded, and through another microphone
+      evaluate_dev() {  # CORPUS SEED
+        evaluate $exp/${tag}_loco/models/no_$1/seed$2 ${1}_train ${1}_dev $exp/${tag}_loco_dev/baseline/seed$2
+        ! has "$xch_parts" train || evaluate $exp/${tag}_loco/models/no_$1/seed$2 ${1}_train_xch ${1}_dev_xch \
+          $(xch_exp train)/baseline/seed$2
+      }
       # the loco models first: their development lists train every fusion
       for c in $corpora; do
         package $exp/${tag}_loco/models/no_$c/seed$seed no_$c
-        evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
+        evaluate_dev $c $seed
       done
       for c in $corpora; do
         if $fused; then
           # shellcheck disable=SC2046
           fuse $exp/${tag}_loco/models/no_$c/seed$seed $seed $(for o in $corpora; do [ $o = $c ] || echo $o; done)
-          # development again, now with the fusion
-          evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_train ${c}_dev $exp/${tag}_loco_dev/baseline/seed$seed
+          evaluate_dev $c $seed  # again, now with the fusion
         fi
         evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test ${c}_test $exp/${tag}_loco/baseline/seed$seed
         ! $cross_channel || evaluate $exp/${tag}_loco/models/no_$c/seed$seed ${c}_test_xch ${c}_test_xch \
-          $exp/${tag}_loco_xch/baseline/seed$seed
+          $(xch_exp test)/baseline/seed$seed
       done
     fi
     for system in $(system_names); do
@@ -391,6 +419,7 @@ fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   tables=""; [ -z "$systems" ] || tables=$tag; ! $loco || tables="$tables ${tag}_loco ${tag}_loco_dev"
   ! $loco || ! $cross_channel || tables="$tables ${tag}_loco_xch"
+  ! $loco || ! has "$dev_conditions" cross || tables="$tables ${tag}_loco_dev_xch"
   order=$(system_names | paste -sd, -)
   for table in $tables; do
     columns=eer,min_dcf_0.01
@@ -407,9 +436,12 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     cat $exp/${tag}_loco/RESULTS.md
     exit 0
   fi
-  # the back-end with the lowest mean development EER over the held-out corpora; the pooled
-  # baseline is the model a user gets, scored with it by default
-  best_backend=$(steps/choose_backend.py --system baseline $exp/${tag}_loco_dev/RESULTS.json)
+  # the back-end with the lowest mean development EER over the held-out corpora and the
+  # --dev-conditions; the pooled baseline is the model a user gets, scored with it by default
+  dev_results=()
+  ! has "$dev_conditions" same || dev_results+=($exp/${tag}_loco_dev/RESULTS.json)
+  ! has "$dev_conditions" cross || dev_results+=($(xch_exp train)/RESULTS.json)
+  best_backend=$(steps/choose_backend.py --system baseline "${dev_results[@]}")
   steps/make_model_package.py --scoring-backend "$best_backend" --asnorm-top-n "$asnorm_top_n" \
     --lda-dim "$lda_dim" $exp/$tag/baseline/seed1 $data/train_all_clean
   ln -sfn baseline/seed1 $exp/$tag/best
