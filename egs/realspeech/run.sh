@@ -351,6 +351,12 @@ evaluate() {  # MODEL_DIR DATA SET_NAME OUT_DIR: DATA's raw features give the st
   steps/evaluate_model.py --nj "$nj" --cmd "$train_cmd" --backends "$backends" --asnorm-top-n "$asnorm_top_n" \
     --chunk-frames "$chunk_frames" --set-name $3 --emb-dir $1/xvectors_$3 --raw-data $data/$2 $1 $data/${2}_no_sil $4
 }
+# CORPUS's loco model on its development lists: as recorded, and through another microphone
+evaluate_dev() {  # CORPUS SEED
+  evaluate $exp/${tag}_loco/models/no_$1/seed$2 ${1}_train ${1}_dev $exp/${tag}_loco_dev/baseline/seed$2
+  ! has "$xch_parts" train || evaluate $exp/${tag}_loco/models/no_$1/seed$2 ${1}_train_xch ${1}_dev_xch \
+    $(xch_exp train)/baseline/seed$2
+}
 # the fusion of MODEL_DIR trained on the loco development lists of CORPUS..., of each --dev-conditions
 fuse() {  # MODEL_DIR SEED CORPUS...
   local mdir=$1 seed=$2 devs=() c
@@ -376,12 +382,6 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   fused=false; ! has "${backends//,/ }" fused || fused=true
   for seed in $seed_list; do
     if $loco; then
-      # the development lists of the held-out corpus: as recorded, and through another microphone
-      evaluate_dev() {  # CORPUS SEED
-        evaluate $exp/${tag}_loco/models/no_$1/seed$2 ${1}_train ${1}_dev $exp/${tag}_loco_dev/baseline/seed$2
-        ! has "$xch_parts" train || evaluate $exp/${tag}_loco/models/no_$1/seed$2 ${1}_train_xch ${1}_dev_xch \
-          $(xch_exp train)/baseline/seed$2
-      }
       # the loco models first: their development lists train every fusion
       for c in $corpora; do
         package $exp/${tag}_loco/models/no_$c/seed$seed no_$c
