@@ -278,3 +278,15 @@ def test_reduced_run_end_to_end(tmp_path):
         assert _fusion_lists(model) == {f"{o}_dev" for o in ("asc", "dsp", "so") if o != c}
     assert yaml.safe_load((best / "scoring.yaml").read_text())["backend"] == _lowest_mean_backend(
         json.loads((work / "exp" / "real_loco_dev" / "RESULTS.json").read_text()))
+
+    # An interrupted training (its record unfinished, no final model, a checkpoint) continues from
+    # its newest checkpoint when the recipe runs again.
+    model = loco_models["so"]
+    record = json.loads((model / ".made_from.json").read_text())
+    (model / ".made_from.json").write_text(json.dumps({**record, "complete": False}))
+    (model / "final.pt").unlink()
+    assert list(model.glob("checkpoint_*.pt"))
+    proc = _run(*args, "--stage", 3, "--stop-stage", 3, "--systems", "")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "resuming from" in (work / "exp" / "log" / "train_real_no_so_seed1.log").read_text()
+    assert (model / "final.pt").is_file() and json.loads((model / ".made_from.json").read_text()).get("complete", True)

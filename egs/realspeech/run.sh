@@ -301,8 +301,9 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   done
   overrides=()
   for kv in $train_set; do overrides+=(--set "$kv"); done
-  train() {  # NAME CONF DATA EXP_DIR
-    in_background gpu_job 1 $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" $overwrite_opt $3 $4
+  train() {  # NAME CONF DATA EXP_DIR; an interrupted training continues from its newest checkpoint
+    in_background gpu_job 1 $exp/log/train_$1.log steps/train_xvector.py --config "$2" --seed "$seed" "${overrides[@]}" \
+      --resume $overwrite_opt $3 $4
   }
   # the i-vector systems of every pool, on its clean training utterances' raw features (one job each)
   for kind in $ivectors; do

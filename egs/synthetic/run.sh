@@ -122,8 +122,9 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "== stage 2: train baseline and DropClass extractors (seeds: $seed_list)"
   for system in baseline dropclass; do
     for seed in $seed_list; do
+      # --resume: an interrupted training continues from its newest checkpoint
       gpu_job 1 $exp/$system/seed$seed/log/train_xvector.log steps/train_xvector.py --config ${train_conf[$system]} \
-        --seed $seed $overwrite_opt $data/train_no_sil $exp/$system/seed$seed
+        --seed $seed --resume $overwrite_opt $data/train_no_sil $exp/$system/seed$seed
     done
   done
 fi

@@ -159,9 +159,10 @@ fi
 
 if run_stage 6; then
   for sys in $systems; do
+    # --resume: an interrupted training continues from its newest checkpoint
     # shellcheck disable=SC2086
     gpu_job $num_gpus exp/$sys/log/train_xvector.log $train_launcher steps/train_xvector.py --config conf/train_$sys.yaml \
-      $train_opts data/train_filtered exp/$sys
+      --resume $train_opts data/train_filtered exp/$sys
   done
 fi
 
