@@ -233,6 +233,9 @@ xch_parts=""
 # dev or test: the name of a half's trial lists; the experiment its cross-channel lists are scored in
 list_name() { if [ "$1" = train ]; then echo dev; else echo test; fi; }
 xch_exp() { if [ "$1" = train ]; then echo $exp/${tag}_loco_dev_xch; else echo $exp/${tag}_loco_xch; fi; }
+# a --dev-conditions word: the experiment its development lists are scored in, and their names' suffix
+dev_exp() { if [ "$1" = same ]; then echo $exp/${tag}_loco_dev; else xch_exp train; fi; }
+dev_suffix() { [ "$1" = same ] || echo _xch; }
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for c in $corpora; do
@@ -360,11 +363,10 @@ evaluate_dev() {  # CORPUS SEED
 }
 # the fusion of MODEL_DIR trained on the loco development lists of CORPUS..., of each --dev-conditions
 fuse() {  # MODEL_DIR SEED CORPUS...
-  local mdir=$1 seed=$2 devs=() c
+  local mdir=$1 seed=$2 devs=() c d
   shift 2
   for c in "$@"; do
-    ! has "$dev_conditions" same || devs+=(--dev $exp/${tag}_loco_dev/baseline/seed$seed ${c}_dev)
-    ! has "$dev_conditions" cross || devs+=(--dev $(xch_exp train)/baseline/seed$seed ${c}_dev_xch)
+    for d in $dev_conditions; do devs+=(--dev $(dev_exp $d)/baseline/seed$seed ${c}_dev$(dev_suffix $d)); done
   done
   steps/train_fusion.py --components "$fusion_components" "${devs[@]}" $mdir
 }
@@ -440,8 +442,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   # the back-end with the lowest mean development EER over the held-out corpora and the
   # --dev-conditions; the pooled baseline is the model a user gets, scored with it by default
   dev_results=()
-  ! has "$dev_conditions" same || dev_results+=($exp/${tag}_loco_dev/RESULTS.json)
-  ! has "$dev_conditions" cross || dev_results+=($(xch_exp train)/RESULTS.json)
+  for d in $dev_conditions; do dev_results+=($(dev_exp $d)/RESULTS.json); done
   best_backend=$(steps/choose_backend.py --system baseline "${dev_results[@]}")
   steps/make_model_package.py --scoring-backend "$best_backend" --asnorm-top-n "$asnorm_top_n" \
     --lda-dim "$lda_dim" $exp/$tag/baseline/seed1 $data/train_all_clean
