@@ -20,9 +20,14 @@ the record with what it would use now:
 A stage that writes several independent pieces into one shared directory (the feature jobs)
 records each piece under its own ``record_name``.
 
-Inputs are compared by size and modification time, not content: files are written through
-:mod:`dropclass_lib.atomic`, which keeps an unchanged rewritten file with its old time, so an
-unchanged upstream result does not make the rest of a recipe redo its work.
+An input up to :data:`DIGESTED_INPUT_BYTES` (the lists and tables of a data directory: wav.scp,
+feats.scp, trials; small archives) is compared by its size and a digest of its content, so a list
+deleted and written again with the same lines (a recipe's data preparation run again, which
+rebuilds its directories) leaves the stages that read it as they are. A larger one (the feature
+archives of a real corpus) is compared by size and modification time, not read again at every
+check: files are written through :mod:`dropclass_lib.atomic`, which keeps an unchanged rewritten
+file with its old time, so an unchanged upstream result does not make the rest of a recipe redo
+its work.
 
 The code counts as a whole library rather than the modules a stage imports: nearly every script
 imports most of it, and an output made by a fixed bug's code is stale however far the fix is from
@@ -49,6 +54,8 @@ RECORD = ".made_from.json"
 LIBRARY = Path(__file__).resolve().parent
 PROJECT = LIBRARY.parent
 SCRIPT_DIRS = ("steps", "utils", "local", "bench", "egs")  # where the project's runnable scripts live
+# Inputs up to this size are identified by their content; larger ones by size and time.
+DIGESTED_INPUT_BYTES = 16 << 20
 log = logging.getLogger("provenance")
 
 
@@ -67,17 +74,30 @@ def code_identity() -> dict[str, str]:
     return {str(f.relative_to(PROJECT)): hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
 
 
-def input_identity(paths: Iterable[str | os.PathLike]) -> dict[str, list[int]]:
-    """``{absolute path: [size, mtime_ns]}`` of each input file; a missing input is an error."""
+def input_identity(paths: Iterable[str | os.PathLike]) -> dict[str, list]:
+    """``{absolute path: [size, mtime_ns, content digest]}`` of each input file, the digest only
+    for files up to :data:`DIGESTED_INPUT_BYTES`; a missing input is an error."""
     identity = {}
     for p in paths:
         path = Path(p)
         try:
             st = path.stat()
+            ident = [st.st_size, st.st_mtime_ns]
+            if st.st_size <= DIGESTED_INPUT_BYTES:
+                with open(path, "rb") as f:
+                    ident.append(hashlib.file_digest(f, "sha256").hexdigest()[:32])
         except FileNotFoundError:
             raise UserError(f"{path} does not exist") from None
-        identity[str(path.resolve())] = [st.st_size, st.st_mtime_ns]
+        identity[str(path.resolve())] = ident
     return identity
+
+
+def same_input(old: list, new: list) -> bool:
+    """Whether two identities of one input file name the same content: by size and digest where
+    both have a digest, else by size and modification time."""
+    if len(old) == len(new) == 3:
+        return old[0] == new[0] and old[2] == new[2]
+    return old[:2] == new[:2] and len(old) == len(new)
 
 
 def data_inputs(data_dir: str | os.PathLike, *names: str) -> list[Path]:
@@ -132,7 +152,7 @@ def differences(old: Mapping, new: Mapping) -> list[str]:
             diffs.append(f"new input {path}")
         elif path not in new_in:
             diffs.append(f"input no longer used: {path}")
-        elif old_in[path] != new_in[path]:
+        elif not same_input(old_in[path], new_in[path]):
             diffs.append(f"input changed: {path}")
     if "code" not in old:
         diffs.append("code not recorded (made by an earlier version of the toolkit)")

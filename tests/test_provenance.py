@@ -32,7 +32,9 @@ def test_kept_when_nothing_changed_redone_when_anything_does(tmp_path):
     src.write_text("bb\n")                                   # an input's content (size)
     run(out, {"lr": 0.05}, [src], calls)
     assert len(calls) == 3
-    os.utime(src, ns=(1, 1))                                 # an input's time
+    st = src.stat()
+    src.write_text("cc\n")                                   # its content, same size and time
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
     run(out, {"lr": 0.05}, [src], calls)
     assert len(calls) == 4
     (out / "result").unlink()                                # an output gone
@@ -42,6 +44,25 @@ def test_kept_when_nothing_changed_redone_when_anything_does(tmp_path):
     other.write_text("x")
     run(out, {"lr": 0.05}, [src, other], calls)              # another input
     assert len(calls) == 6
+
+
+def test_a_small_input_written_again_unchanged_is_the_same_a_large_one_is_not(tmp_path, monkeypatch):
+    """A list deleted and written again with the same lines (a data directory rebuilt) keeps what
+    was made from it; an input too large to read at every check is known by its size and time."""
+    small, large = tmp_path / "feats.scp", tmp_path / "feats.ark"
+    small.write_text("u1 feats.ark:5\n")
+    large.write_bytes(b"x" * 64)
+    out, calls = tmp_path / "out", []
+    monkeypatch.setattr(provenance, "DIGESTED_INPUT_BYTES", 32)
+    run(out, {}, [small, large], calls)
+    small.unlink()
+    small.write_text("u1 feats.ark:5\n")
+    os.utime(small, ns=(1, 1))
+    run(out, {}, [small, large], calls)
+    assert len(calls) == 1
+    os.utime(large, ns=(1, 1))
+    run(out, {}, [small, large], calls)
+    assert len(calls) == 2
 
 
 def test_a_failed_run_is_never_fresh(tmp_path):
