@@ -5,6 +5,7 @@
 gpu_job() {
   local gpus=$1 log=$2
   shift 2
-  echo "run.sh: one job on $gpus GPU(s), log in $log"
+  # the request is the runner's to honour: utils/run.sh ignores it (the job uses this machine's devices)
+  echo "run.sh: one job through $cuda_cmd --gpu $gpus, log in $log"
   $cuda_cmd --gpu "$gpus" "$log" "$@" || { tail -n 3 "$log" >&2; exit 1; }
 }
