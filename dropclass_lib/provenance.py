@@ -21,11 +21,11 @@ A stage that writes several independent pieces into one shared directory (the fe
 records each piece under its own ``record_name``.
 
 An input up to :data:`DIGESTED_INPUT_BYTES` (the lists and tables of a data directory: wav.scp,
-feats.scp, trials; small archives) is compared by its size and a digest of its content, so a list
-deleted and written again with the same lines (a recipe's data preparation run again, which
-rebuilds its directories) leaves the stages that read it as they are. A larger one (the feature
-archives of a real corpus) is compared by size and modification time, not read again at every
-check: files are written through :mod:`dropclass_lib.atomic`, which keeps an unchanged rewritten
+feats.scp, trials; the archives of a small corpus) is compared by its size and a digest of its
+content, so a list deleted and written again with the same lines (a recipe's data preparation run
+again, which rebuilds its directories) leaves the stages that read it as they are. A larger one
+(the feature archives of a large corpus) is compared by size and modification time, not read
+again at every check: files are written through :mod:`dropclass_lib.atomic`, which keeps an unchanged rewritten
 file with its old time, so an unchanged upstream result does not make the rest of a recipe redo
 its work.
 
@@ -47,15 +47,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-from dropclass_lib.atomic import atomic_open
+from dropclass_lib.atomic import MAX_COMPARE_BYTES, atomic_open
 from dropclass_lib.errors import UserError
 
 RECORD = ".made_from.json"
 LIBRARY = Path(__file__).resolve().parent
 PROJECT = LIBRARY.parent
 SCRIPT_DIRS = ("steps", "utils", "local", "bench", "egs")  # where the project's runnable scripts live
-# Inputs up to this size are identified by their content; larger ones by size and time.
-DIGESTED_INPUT_BYTES = 16 << 20
+# Inputs up to this size are identified by their content (every list of a VoxCeleb2-sized data
+# directory is below it); larger ones by size and time. The bound up to which an atomic write
+# compares a file with the one it replaces, for the same reason.
+DIGESTED_INPUT_BYTES = MAX_COMPARE_BYTES
 log = logging.getLogger("provenance")
 
 
