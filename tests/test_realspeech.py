@@ -61,7 +61,8 @@ def test_bad_option_fails(tmp_path, args, message):
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
 
 
-def test_the_extractor_variant_differs_from_the_recipes_extractor_only_in_its_network():
+@pytest.mark.parametrize("conf, extractor", [("train_ecapa.yaml", "ecapa_tdnn"), ("train_resnet.yaml", "resnet34")])
+def test_an_extractor_variant_differs_from_the_recipes_extractor_only_in_its_network(conf, extractor):
     from dataclasses import replace
 
     from dropclass_lib.config import load_config
@@ -69,10 +70,10 @@ def test_the_extractor_variant_differs_from_the_recipes_extractor_only_in_its_ne
     from dropclass_lib.training.config import TrainConfig
 
     base = load_config(RECIPE / "conf" / "train.yaml", TrainConfig)
-    ecapa = load_config(RECIPE / "conf" / "train_ecapa.yaml", TrainConfig)
-    assert ecapa.model.extractor == "ecapa_tdnn" and base.model.extractor == "tdnn"
-    assert replace(ecapa, model=replace(ecapa.model, extractor="tdnn", extractor_opts=base.model.extractor_opts)) == base
-    ext = build_extractor(ecapa.model.extractor, input_dim=80, **ecapa.model.extractor_opts)
+    variant = load_config(RECIPE / "conf" / conf, TrainConfig)
+    assert variant.model.extractor == extractor and base.model.extractor == "tdnn"
+    assert replace(variant, model=replace(variant.model, extractor="tdnn", extractor_opts=base.model.extractor_opts)) == base
+    ext = build_extractor(variant.model.extractor, input_dim=80, **variant.model.extractor_opts)
     assert ext.emb_dim == base.model.extractor_opts["emb_dim"]
 
 
