@@ -108,7 +108,7 @@ def same_input(old: list, new: list) -> bool:
     both have a digest, else by size and modification time."""
     if len(old) == len(new) == 3:
         return old[0] == new[0] and old[2] == new[2]
-    return old[:2] == new[:2] and len(old) == len(new)
+    return old == new
 
 
 def data_inputs(data_dir: str | os.PathLike, *names: str) -> list[Path]:
