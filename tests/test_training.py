@@ -219,6 +219,20 @@ def test_variants_train(tmp_path, data_dir, variant):
     assert all(torch.isfinite(p).all() for p in model.extractor.parameters())
 
 
+def test_cpu_amp_trains_under_bf16_autocast_on_cpu(tmp_path, data_dir):
+    runs = {}
+    for cpu_amp in (False, True):
+        cfg = tiny_cfg(dropclass={"num_drop": 0}, train={"num_iters": 4, "checkpoint_every": 4, "device": "cpu",
+                                                         "cpu_amp": cpu_amp})
+        exp = tmp_path / f"cpu_amp_{cpu_amp}"
+        runs[cpu_amp] = params(load_model(train(cfg, data_dir, exp).final))
+        assert ("under bfloat16 autocast" in (exp / "train.log").read_text()) == cpu_amp
+    assert all(torch.isfinite(v).all() for v in runs[True].values())
+    assert any(not torch.equal(runs[False][k], runs[True][k]) for k in runs[False])
+    with pytest.raises(UserError, match="train.cpu_amp needs train.amp"):
+        tiny_cfg(train={"amp": False, "cpu_amp": True}).validate()
+
+
 def test_cli_help_and_bad_set(capsys):
     sys.path.insert(0, str(ROOT / "steps"))
     try:

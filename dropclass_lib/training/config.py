@@ -71,7 +71,10 @@ class RunConfig:
     log_every: int = 10              # iterations between train.log / tensorboard lines
     seed: int = 0                    # seeds initialisation, sampling and DropClass
     device: str = "auto"             # auto (cuda if available), cpu, cuda
-    amp: bool = True                 # bfloat16 autocast of the extractor on GPU (ignored on CPU)
+    amp: bool = True                 # bfloat16 autocast of the extractor on GPU
+    cpu_amp: bool = False            # the same autocast on CPU too (needs amp): several times faster for
+                                     # 2-D convolutions on CPUs with native bf16 (AVX512-BF16, AMX), slower
+                                     # elsewhere; it changes the numbers, so it is off unless a recipe asks
 
 
 @dataclass
@@ -106,6 +109,7 @@ class TrainConfig:
             (t.num_iters >= 1 and t.checkpoint_every >= 1 and t.log_every >= 1 and t.keep_checkpoints >= 1,
              "train.num_iters, checkpoint_every, log_every, keep_checkpoints must be >= 1"),
             (t.device in ("auto", "cpu", "cuda"), f"train.device must be auto, cpu or cuda, got {t.device!r}"),
+            (t.amp or not t.cpu_amp, "train.cpu_amp needs train.amp: cpu_amp extends the autocast amp turns on"),
             (isinstance(self.model.extractor_opts, dict) and isinstance(self.model.head_opts, dict),
              "model.extractor_opts and model.head_opts must be mappings"),
         ]

@@ -243,7 +243,7 @@ class _Run:
             self.head = build_head(cfg.model.head, self.extractor.emb_dim, self.state.num_rows, **cfg.model.head_opts)
         if self.head.num_classes != self.state.num_rows:
             raise UserError(f"the head has {self.head.num_classes} rows, the class state {self.state.num_rows}")
-        amp = env.device.type == "cuda" and cfg.train.amp
+        amp = cfg.train.amp and (env.device.type == "cuda" or cfg.train.cpu_amp)
         self.net = Net(self.extractor, self.head, torch.bfloat16 if amp else None).to(env.device)
         self.optimizer = make_optimizer(cfg, self.net.parameters())
         if optimizer_state is not None:  # before the scheduler, which then sets the learning rate
@@ -360,7 +360,9 @@ class _Run:
         log.info(f"training {self.cfg.model.extractor} + {self.cfg.model.head} on {len(ix)} utterances of "
                  f"{len(ix.classes)} speakers ({ix.num_skipped_short} shorter than {self.cfg.data.min_utt_frames} "
                  f"frames left out), {ix.feat_dim}-dim features, {sum(p.numel() for p in self.net.parameters())} "
-                 f"parameters, {self.env.world_size} process(es) on {self.env.device}, iterations {start}..{self.cfg.train.num_iters}")
+                 f"parameters, {self.env.world_size} process(es) on {self.env.device}"
+                 f"{' under bfloat16 autocast' if self.net.autocast_dtype is not None else ''}, "
+                 f"iterations {start}..{self.cfg.train.num_iters}")
         return writer, handler
 
     def loop(self, net: nn.Module, batches, start: int, end: int, stats: TrainStats, writer) -> None:
