@@ -7,10 +7,13 @@ extractor and an AAM-softmax head on random batches of ``--batch-size`` x ``--fr
 frames/s in eval mode without gradients, on the same batch and on one ``--utt-frames`` utterance
 (the one-chunk batches that embedding extraction mostly runs). Figures are the best of the timed
 repetitions, so a busy machine lowers them less; training is also given per CPU-second of this
-process, which other jobs on the machine disturb less than wall time.
+process, which other jobs on the machine disturb less than wall time. ``--cpu-amp`` runs the
+training step's extractor under bfloat16 autocast, as ``train.cpu_amp`` does (inference stays
+float32, as embedding extraction on CPU).
 
   python bench/bench_extractors.py --threads 1 --iters 2
   python bench/bench_extractors.py --models ecapa_256 resnet34
+  python bench/bench_extractors.py --models resnet34 --threads 2 --cpu-amp
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ def measure(name: str, opts: dict, args) -> dict:
 
     def train_step():
         ext.train()
-        logits, target = head(ext(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.cpu_amp):
+            emb = ext(x)
+        logits, target = head(emb.float(), y)
         loss = F.cross_entropy(logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -89,6 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=80, help="feature dimension")
     p.add_argument("--num-classes", type=int, default=1000, help="speakers in the head")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--cpu-amp", action="store_true", help="train the extractor under bfloat16 autocast (train.cpu_amp)")
     args = p.parse_args(argv)
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
@@ -97,7 +103,8 @@ def main(argv=None) -> int:
         raise UserError("--iters, --batch-size, --frames, --utt-frames, --dim, --num-classes, --threads must be >= 1")
     torch.set_num_threads(args.threads)
     print(f"CPU, {torch.get_num_threads()} torch thread(s); training batch {args.batch_size} x {args.frames} frames "
-          f"x {args.dim} dims, AAM-softmax over {args.num_classes} classes, SGD; best of {args.iters} after a warm-up")
+          f"x {args.dim} dims{', extractor under bf16 autocast' if args.cpu_amp else ''}, AAM-softmax over "
+          f"{args.num_classes} classes, SGD; best of {args.iters} after a warm-up")
     print(f"{'model':<18} {'extractor':<11} {'params':>8} {'train fr/s':>11} {'s/iter':>7} {'train fr/CPU-s':>15} "
           f"{'infer fr/s (batch)':>19} {f'infer fr/s (1x{args.utt_frames})':>20}")
     for label in args.models:
