@@ -31,6 +31,7 @@ from dropclass_lib.cli import ArgumentParser, run_main  # noqa: E402
 from dropclass_lib.errors import UserError  # noqa: E402
 from dropclass_lib.heads import build_head  # noqa: E402
 from dropclass_lib.models import build_extractor  # noqa: E402
+from dropclass_lib.training.trainer import Net  # noqa: E402
 
 MODELS = {  # label: (registry name, options)
     "tdnn": ("tdnn", {"frame_dims": [512, 512, 512, 512, 1500]}),
@@ -58,16 +59,14 @@ def measure(name: str, opts: dict, args) -> dict:
     torch.manual_seed(0)
     ext = build_extractor(name, input_dim=args.dim, **opts)
     head = build_head("aamsoftmax", ext.emb_dim, args.num_classes)
-    params = list(ext.parameters()) + list(head.parameters())
-    opt = torch.optim.SGD(params, lr=0.01, momentum=0.5)
+    net = Net(ext, head, torch.bfloat16 if args.cpu_amp else None)  # the trainer's forward, autocast included
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
     x = torch.randn(args.batch_size, args.frames, args.dim)
     y = torch.randint(0, args.num_classes, (args.batch_size,))
 
     def train_step():
-        ext.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.cpu_amp):
-            emb = ext(x)
-        logits, target = head(emb.float(), y)
+        net.train()
+        logits, target = net(x, y, None)
         loss = F.cross_entropy(logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -72,8 +72,8 @@ class RunConfig:
     seed: int = 0                    # seeds initialisation, sampling and DropClass
     device: str = "auto"             # auto (cuda if available), cpu, cuda
     amp: bool = True                 # bfloat16 autocast of the extractor on GPU
-    cpu_amp: bool = False            # the same autocast on CPU too (needs amp): several times faster for
-                                     # 2-D convolutions on CPUs with native bf16 (AVX512-BF16, AMX), slower
+    cpu_amp: bool = False            # the same autocast on CPU too (needs amp): faster on CPUs with native
+                                     # bf16 (AVX512-BF16, AMX; bench/bench_extractors.py --cpu-amp), slower
                                      # elsewhere; it changes the numbers, so it is off unless a recipe asks
 
 
